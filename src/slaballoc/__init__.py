@@ -1,0 +1,56 @@
+"""slaballoc: memory allocators inside one flat byte buffer.
+
+Three allocators, as in the seed document, each handing out writable
+``memoryview`` blocks of one buffer and taking them back:
+
+- :class:`LinearSlab`: fixed-size slots, found by linear search.
+- :class:`FreeListSlab`: fixed-size slots on a free list, O(1) alloc and free.
+- :class:`DynamicSlab`: any size, best fit with splitting and coalescing.
+
+Their placement algorithms work on integer offsets and are usable on their own:
+see :mod:`slaballoc.policies`.  Every error is in :mod:`slaballoc.errors`.
+"""
+
+from .arena import Arena
+from .dynamic import DEFAULT_ALIGNMENT, DynamicSlab
+from .errors import (
+    AllocatorClosedError,
+    DoubleFreeError,
+    InvalidFreeError,
+    InvalidSizeError,
+    InvariantError,
+    OutOfMemoryError,
+    SizeTooLargeError,
+    SizeTypeError,
+    SlabError,
+)
+from .memory import DEFAULT_CAPACITY
+from .policies import BestFit, Block, FreeList, LinearSearch
+from .slabs import FreeListSlab, LinearSlab
+from .stats import ArenaStats
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_ALIGNMENT",
+    "DEFAULT_CAPACITY",
+    "AllocatorClosedError",
+    "Arena",
+    "ArenaStats",
+    "BestFit",
+    "Block",
+    "DoubleFreeError",
+    "DynamicSlab",
+    "FreeList",
+    "FreeListSlab",
+    "InvalidFreeError",
+    "InvalidSizeError",
+    "InvariantError",
+    "LinearSearch",
+    "LinearSlab",
+    "OutOfMemoryError",
+    "SizeTooLargeError",
+    "SizeTypeError",
+    "SlabError",
+    "__version__",
+]

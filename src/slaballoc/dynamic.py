@@ -1,0 +1,119 @@
+"""The seed's variable-size allocator: best fit, splitting and coalescing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .arena import Arena
+from .errors import SlabError
+from .memory import open_memory
+from .policies import BestFit
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = ["DEFAULT_ALIGNMENT", "DynamicSlab"]
+
+#: Every block starts at a multiple of this many bytes by default: the size of
+#: the widest scalar most code stores (double, int64, pointer), so a block can
+#: be cast to any of them.  Use 16 or 64 for SIMD or cache-line alignment.
+DEFAULT_ALIGNMENT = 8
+
+
+class DynamicSlab(Arena):
+    """Blocks of any size from 1 byte to the capacity: the seed's ``slab_dynamic.js``.
+
+    Placement is best fit (the smallest free block that fits, ties to the lowest
+    address), the rest of the block is split off, and a freed block merges with
+    its free neighbours at once, so freeing everything leaves one free block of
+    the whole capacity.  Alloc, free and realloc are O(log n) (see
+    :class:`~slaballoc.policies.BestFit`).
+
+    >>> slab = DynamicSlab()  # 4096 bytes
+    >>> small, medium, large = slab.alloc(10), slab.alloc(256), slab.alloc(1000)
+    >>> small[0] = 0x42
+    >>> medium[100] = 0xFF
+    >>> len(small), len(medium), len(large)
+    (10, 256, 1000)
+    >>> slab.free(medium)
+    >>> slab.free(small)
+    >>> slab.free(large)  # all merged back into one 4096-byte block
+    >>> [(block.size, block.live) for block in slab.blocks()]
+    [(4096, False)]
+    """
+
+    __slots__ = ("_heap",)
+
+    def __init__(
+        self,
+        capacity: int | None = None,
+        *,
+        alignment: int = DEFAULT_ALIGNMENT,
+        buffer: Buffer | None = None,
+        fast: bool = False,
+    ) -> None:
+        memory = open_memory(capacity, buffer)
+        heap = BestFit(memory.nbytes, alignment)
+        super().__init__(heap, heap.allocate, memory, fast=fast)
+        self._heap = heap
+
+    @property
+    def alignment(self) -> int:
+        """Every block starts at a multiple of this, counted from the buffer's start."""
+        return self._heap.alignment
+
+    def alloc(self, size: int) -> memoryview:
+        """Return a writable memoryview of exactly ``size`` bytes.  O(log n).
+
+        Raises :class:`~slaballoc.errors.OutOfMemoryError` when no free block is
+        large enough, :class:`~slaballoc.errors.SizeTooLargeError` when even an
+        empty arena could not hold it, and ``TypeError``/``ValueError``
+        subclasses for a size that is not a positive integer.
+        """
+        offset = self._allocate(size)
+        view = self._memory[offset : offset + size]
+        self._live[id(view)] = (offset, view)
+        return view
+
+    def alloc_many(self, sizes: Iterable[int]) -> list[memoryview]:
+        """Allocate a block of each size: all of them, or (if one fails) none."""
+        views: list[memoryview] = []
+        try:
+            for size in sizes:
+                views.append(self.alloc(size))
+        except SlabError:
+            for view in views:  # coalescing restores exactly the free blocks there were
+                self.free(view)
+            raise
+        return views
+
+    def realloc(self, view: memoryview, size: int) -> memoryview:
+        """Resize a live block, keeping its contents; return the view to use from now on.
+
+        The block stays where it is when it can (shrinking, or growing into a
+        free block right after it); otherwise it moves to a best-fit block and
+        the first ``min(old, new)`` bytes are copied.  The old view is released
+        (safe mode), even when the block did not move, because a memoryview's
+        length cannot change.  On any error nothing changes.  O(log n) plus the copy.
+        """
+        key = id(view)
+        entry = self._live.get(key)
+        if entry is None:
+            raise self._not_live(view)
+        offset = entry[0]
+        heap = self._heap
+        if heap.resize(offset, size):
+            new_offset = offset
+        else:
+            new_offset = self._allocate(size)
+            keep = min(heap.size_of(offset), size)
+            memory = self._memory
+            memory[new_offset : new_offset + keep] = memory[offset : offset + keep]
+            heap.release(offset)
+        del self._live[key]
+        new_view = self._memory[new_offset : new_offset + size]
+        self._live[id(new_view)] = (new_offset, new_view)
+        if not self._fast:
+            view.release()
+        return new_view

@@ -1,0 +1,321 @@
+"""The seed's third design: variable sizes, best fit, splitting and coalescing.
+
+The seed finds the best fit by walking every free block (O(n)) and merges by
+scanning for neighbours (O(n^2)).  Here the same placement decisions are made
+with indexes, so that no operation looks at more than a handful of blocks:
+
+* **Best fit.**  Free blocks are binned by exact size; :class:`SizeIndex`
+  finds the smallest non-empty bin at least as large as the request in
+  O(log64 capacity), and each bin is a min-heap of offsets, so ties go to the
+  lowest address (address-ordered best fit).
+* **Splitting.**  The request is carved from the low end of the chosen block;
+  the rest goes back to its bin.
+* **Coalescing.**  Free blocks are indexed by start and by end (boundary tags),
+  so a freed block finds its free neighbours with two dict lookups and merges
+  with them at once.  Two free blocks are therefore never adjacent, and freeing
+  everything leaves one block of the whole capacity.
+
+Merged-away blocks are not dug out of their bin's heap: their entries go stale
+and are skipped when they surface (a heap entry is valid while ``_free_at``
+still maps that offset to that size).  A bin whose heap has grown mostly stale
+is rebuilt, so stale entries cost amortised O(1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from heapq import heapify, heappop, heappush
+
+from ..errors import (
+    DoubleFreeError,
+    InvalidFreeError,
+    InvariantError,
+    OutOfMemoryError,
+    SizeTooLargeError,
+)
+from ..sizes import require_count, require_power_of_two, round_up
+from ..stats import ArenaStats
+from .blocks import Block
+from .size_index import SizeIndex
+
+__all__ = ["BestFit"]
+
+
+class BestFit:
+    """Variable-size blocks in ``capacity`` bytes, placed by address-ordered best fit.
+
+    Every block starts at a multiple of ``alignment`` and its size is the
+    request rounded up to a multiple of ``alignment``.  Bytes past the last
+    whole alignment unit of ``capacity`` are not managed.
+
+    >>> heap = BestFit(capacity=4096, alignment=8)
+    >>> small, medium, large = heap.allocate(10), heap.allocate(256), heap.allocate(1000)
+    >>> (small, medium, large), heap.size_of(small)
+    ((0, 16, 272), 16)
+    >>> heap.release(medium)
+    256
+    >>> heap.allocate(200)  # the 256-byte hole is the best fit
+    16
+    >>> for offset in (small, 16, large):
+    ...     _ = heap.release(offset)
+    >>> list(heap.blocks())  # everything coalesced back into one block
+    [Block(offset=0, size=4096, live=False)]
+    """
+
+    __slots__ = (
+        "_bin_counts",
+        "_bins",
+        "_free_at",
+        "_free_ending_at",
+        "_sizes",
+        "_used",
+        "_used_bytes",
+        "alignment",
+        "capacity",
+    )
+
+    def __init__(self, capacity: int, alignment: int = 8) -> None:
+        capacity = require_count(capacity, "capacity", minimum=0)
+        self.alignment: int = require_power_of_two(alignment, "alignment")
+        self.capacity: int = capacity - capacity % self.alignment
+        self._used: dict[int, int] = {}  # offset -> size of each live block
+        self._used_bytes = 0
+        self._free_at: dict[int, int] = {}  # offset -> size of each free block
+        self._free_ending_at: dict[int, int] = {}  # end -> offset of each free block
+        self._bins: dict[int, list[int]] = {}  # size -> heap of offsets (some stale)
+        self._bin_counts: dict[int, int] = {}  # size -> number of free blocks of that size
+        self._sizes = SizeIndex(self.capacity // self.alignment + 1)  # sizes with a free block
+        if self.capacity:
+            self._add_free(0, self.capacity)
+
+    # -- the operations -------------------------------------------------------------
+
+    def allocate(self, size: int) -> int:
+        """Place a block of at least ``size`` bytes and return its offset.
+
+        O(log n): one index search, one heap pop, at most one heap push.
+        """
+        if type(size) is not int or not 0 < size <= self.capacity:
+            size = self._require_size(size)
+        need = round_up(size, self.alignment)
+        key = self._sizes.successor(need // self.alignment)
+        if key < 0:
+            raise self._out_of_memory(size)
+        block_size = key * self.alignment
+        offset = self._pop_lowest(block_size)
+        if block_size > need:
+            self._add_free(offset + need, block_size - need)
+        self._used[offset] = need
+        self._used_bytes += need
+        return offset
+
+    def release(self, offset: int) -> int:
+        """Free the block at ``offset``, merging it with free neighbours; return its size.
+
+        O(log n): two dict lookups find the neighbours, one heap push files the result.
+        """
+        try:
+            size = self._used.pop(offset)
+        except (KeyError, TypeError):
+            raise self._not_live(offset) from None
+        self._used_bytes -= size
+        self._add_free_merged(offset, offset + size)
+        return size
+
+    def resize(self, offset: int, size: int) -> bool:
+        """Change the live block at ``offset`` to hold ``size`` bytes without moving it.
+
+        Shrinking always succeeds (the tail is freed); growing succeeds when the
+        free block right after it is large enough.  Returns False, changing
+        nothing, when the block would have to move.  O(log n).
+        """
+        old = self.size_of(offset)
+        if type(size) is not int or not 0 < size <= self.capacity:
+            size = self._require_size(size)
+        need = round_up(size, self.alignment)
+        end = offset + old
+        if need < old:
+            self._add_free_merged(offset + need, end)
+        elif need > old:
+            room = self._free_at.get(end, 0)
+            if old + room < need:
+                return False
+            self._remove_free(end)
+            if old + room > need:
+                self._add_free(offset + need, old + room - need)
+        self._used[offset] = need
+        self._used_bytes += need - old
+        return True
+
+    def size_of(self, offset: int) -> int:
+        """The size of the live block at ``offset`` (the request rounded up to the alignment)."""
+        try:
+            return self._used[offset]
+        except (KeyError, TypeError):
+            raise self._not_live(offset) from None
+
+    # -- facts ----------------------------------------------------------------------
+
+    @property
+    def used(self) -> int:
+        """Bytes in live blocks, alignment padding included."""
+        return self._used_bytes
+
+    @property
+    def free(self) -> int:
+        """Bytes in free blocks."""
+        return self.capacity - self._used_bytes
+
+    @property
+    def largest_free(self) -> int:
+        """The size of the largest free block.  O(log n)."""
+        return max(self._sizes.maximum(), 0) * self.alignment
+
+    def stats(self) -> ArenaStats:
+        """A snapshot of the memory's use.  O(number of free blocks)."""
+        free, largest = self.free, self.largest_free
+        return ArenaStats(
+            capacity=self.capacity,
+            used=self._used_bytes,
+            live_blocks=len(self._used),
+            free_blocks=len(self._free_at),
+            largest_free=largest,
+            fragmentation=1 - largest / free if free else 0.0,
+        )
+
+    def __len__(self) -> int:
+        """Number of live blocks."""
+        return len(self._used)
+
+    def blocks(self) -> Iterator[Block]:
+        """Every block in address order, live or free.  O(n log n)."""
+        live = (Block(offset, size, True) for offset, size in self._used.items())
+        free = (Block(offset, size, False) for offset, size in self._free_at.items())
+        return iter(sorted((*live, *free)))
+
+    def check(self) -> None:
+        """Verify every invariant; raise :class:`InvariantError` describing any fault."""
+        expected_offset = 0
+        previous_free = False
+        for block in self.blocks():
+            if block.offset != expected_offset:
+                kind = "overlaps" if block.offset < expected_offset else "leaves a gap before"
+                raise InvariantError(f"block at {block.offset} {kind} the previous one")
+            if block.size <= 0 or block.offset % self.alignment or block.size % self.alignment:
+                raise InvariantError(f"{block} is empty or not aligned to {self.alignment}")
+            if block.live is False and previous_free:
+                raise InvariantError(f"free block at {block.offset} follows a free block")
+            previous_free = not block.live
+            expected_offset = block.end
+        if expected_offset != self.capacity:
+            raise InvariantError(f"blocks cover {expected_offset} of {self.capacity} bytes")
+        if sum(self._used.values()) != self._used_bytes:
+            raise InvariantError("the used-byte count disagrees with the live blocks")
+        self._check_indexes()
+
+    # -- internals ------------------------------------------------------------------
+
+    def _check_indexes(self) -> None:
+        ends = {offset + size: offset for offset, size in self._free_at.items()}
+        if ends != self._free_ending_at:
+            raise InvariantError("the end index disagrees with the free blocks")
+        sizes = set(self._free_at.values())
+        if sorted(size // self.alignment for size in sizes) != self._sizes.members():
+            raise InvariantError("the size index disagrees with the free blocks")
+        for size in sizes:
+            actual = {o for o, s in self._free_at.items() if s == size}
+            valid = {o for o in self._bins.get(size, ()) if self._free_at.get(o) == size}
+            if valid != actual or self._bin_counts.get(size) != len(actual):
+                raise InvariantError(f"bin {size} disagrees with the free blocks of that size")
+        if set(self._bins) != sizes or set(self._bin_counts) != sizes:
+            raise InvariantError("a bin exists for a size with no free block")
+
+    def _add_free(self, offset: int, size: int) -> None:
+        self._free_at[offset] = size
+        self._free_ending_at[offset + size] = offset
+        count = self._bin_counts.get(size, 0)
+        self._bin_counts[size] = count + 1
+        if count == 0:
+            self._bins[size] = [offset]
+            self._sizes.add(size // self.alignment)
+            return
+        bin_ = self._bins[size]
+        heappush(bin_, offset)
+        if len(bin_) > 2 * count + 16:  # mostly stale: rebuild, amortised O(1)
+            free_at = self._free_at
+            bin_[:] = [o for o in bin_ if free_at.get(o) == size]
+            heapify(bin_)
+
+    def _add_free_merged(self, start: int, end: int) -> None:
+        """File ``[start, end)`` as free, merged with the free blocks touching it."""
+        left = self._free_ending_at.get(start)
+        if left is not None:
+            self._remove_free(left)
+            start = left
+        right = self._free_at.get(end)
+        if right is not None:
+            self._remove_free(end)
+            end += right
+        self._add_free(start, end - start)
+
+    def _remove_free(self, offset: int) -> None:
+        """Forget a free block; its heap entry goes stale."""
+        size = self._free_at.pop(offset)
+        del self._free_ending_at[offset + size]
+        self._uncount(size)
+
+    def _pop_lowest(self, size: int) -> int:
+        """Take the lowest-addressed free block of exactly ``size`` bytes."""
+        bin_ = self._bins[size]
+        free_at = self._free_at
+        offset = heappop(bin_)
+        while free_at.get(offset) != size:  # skip stale entries
+            offset = heappop(bin_)
+        del free_at[offset]
+        del self._free_ending_at[offset + size]
+        self._uncount(size)
+        return offset
+
+    def _uncount(self, size: int) -> None:
+        count = self._bin_counts[size] - 1
+        if count:
+            self._bin_counts[size] = count
+        else:  # the bin's remaining entries are all stale
+            del self._bin_counts[size], self._bins[size]
+            self._sizes.discard(size // self.alignment)
+
+    def _require_size(self, size: object) -> int:
+        number = require_count(size, "size")
+        if number > self.capacity:
+            raise SizeTooLargeError(
+                f"size {number} exceeds the arena's capacity of {self.capacity} bytes: "
+                "no block can ever be that large; create a larger arena"
+            )
+        return number
+
+    def _out_of_memory(self, size: int) -> OutOfMemoryError:
+        free, largest = self.free, self.largest_free
+        why = "not enough free memory" if free < size else "free memory is fragmented"
+        return OutOfMemoryError(
+            f"cannot allocate {size} bytes: {why} ({free} bytes free, largest free block "
+            f"{largest}); free some blocks and try again",
+            requested=size,
+            free=free,
+            largest_free=largest,
+        )
+
+    def _not_live(self, offset: object) -> InvalidFreeError:
+        if isinstance(offset, int) and offset in self._free_at:
+            return DoubleFreeError(
+                f"the block at offset {offset} is free already: each allocation is freed once"
+            )
+        return InvalidFreeError(
+            f"{offset!r} is not the offset of a live block of this arena: "
+            "pass the offset that allocate() returned"
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"<BestFit {len(self._used)} live blocks, {self._used_bytes}/{self.capacity} B "
+            f"used, {len(self._free_at)} free blocks>"
+        )

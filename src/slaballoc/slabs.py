@@ -1,0 +1,154 @@
+"""The seed's two fixed-size slabs: every block is one slot of ``slot_size`` bytes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .arena import Arena
+from .errors import DoubleFreeError, OutOfMemoryError, SlabError
+from .memory import open_memory
+from .policies import FreeList, LinearSearch
+from .policies.slots import SlotPolicy
+from .sizes import require_count
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = ["FreeListSlab", "LinearSlab"]
+
+
+class _SlotArena(Arena):
+    """A fixed-size slab: the memory layer over a slot policy."""
+
+    __slots__ = ("_cache", "_cached_ids", "_slot_size", "_slots")
+
+    def __init__(self, slots: SlotPolicy, memory: memoryview, *, fast: bool) -> None:
+        super().__init__(slots, slots.allocate, memory, fast=fast)
+        self._slots = slots
+        self._slot_size = slots.slot_size
+        # Fast mode only: one view per slot, built on first use and reused for ever.
+        self._cache: dict[int, memoryview] = {}
+        self._cached_ids: set[int] = set()
+
+    @property
+    def slot_size(self) -> int:
+        """Bytes in every block."""
+        return self._slot_size
+
+    @property
+    def slot_count(self) -> int:
+        """Number of slots."""
+        return self._slots.slot_count
+
+    def alloc(self) -> memoryview:
+        """Return a writable memoryview of one free slot (``slot_size`` bytes).
+
+        Raises :class:`~slaballoc.errors.OutOfMemoryError` when every slot is in use.
+        """
+        offset = self._allocate()
+        if self._fast:
+            view = self._cache.get(offset) or self._cache_view(offset)
+        else:
+            view = self._memory[offset : offset + self._slot_size]
+        self._live[id(view)] = (offset, view)
+        return view
+
+    def alloc_many(self, count: int) -> list[memoryview]:
+        """Allocate ``count`` slots at once: all of them, or (if too few are free) none."""
+        count = require_count(count, "count", minimum=0)
+        free = self._slots.slot_count - len(self._slots)
+        if count > free:
+            raise OutOfMemoryError(
+                f"cannot allocate {count} slots: only {free} are free",
+                requested=count * self._slot_size,
+                free=free * self._slot_size,
+                largest_free=self.largest_free,
+            )
+        return [self.alloc() for _ in range(count)]
+
+    def _cache_view(self, offset: int) -> memoryview:
+        view = self._cache[offset] = self._memory[offset : offset + self._slot_size]
+        self._cached_ids.add(id(view))
+        return view
+
+    def _forget_views(self) -> None:
+        for view in self._cache.values():
+            view.release()
+        self._cache.clear()
+        self._cached_ids.clear()
+
+    def _not_live_view_of_this_memory(self, view: memoryview) -> SlabError:
+        if id(view) in self._cached_ids:
+            return DoubleFreeError("this slot was freed already (double free)")
+        return super()._not_live_view_of_this_memory(view)
+
+    def __repr__(self) -> str:
+        if self._closed:
+            return super().__repr__()
+        mode = ", fast" if self._fast else ""
+        return (
+            f"<{type(self).__name__} {len(self._live)}/{self.slot_count} slots of "
+            f"{self._slot_size} B in use{mode}>"
+        )
+
+
+class LinearSlab(_SlotArena):
+    """Fixed-size slots found by linear search: the seed's ``slab_linear.js``.
+
+    ``alloc()`` hands out the lowest free slot, found by scanning one flag byte
+    per slot: O(n), slower as the slab fills.  ``free()`` is O(1).  The only
+    metadata is the flags; views are made on demand.
+
+    >>> slab = LinearSlab(capacity=4096, slot_size=64)
+    >>> slot = slab.alloc()
+    >>> slot[0] = 0x42
+    >>> slot[63] = 0xFF
+    >>> len(slot), slab.offset_of(slot), slab.used
+    (64, 0, 64)
+    >>> slab.free(slot)
+    >>> slot[0]
+    Traceback (most recent call last):
+    ...
+    ValueError: operation forbidden on released memoryview object
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        capacity: int | None = None,
+        *,
+        slot_size: int = 64,
+        buffer: Buffer | None = None,
+        fast: bool = False,
+    ) -> None:
+        memory = open_memory(capacity, buffer)
+        super().__init__(LinearSearch(memory.nbytes, slot_size), memory, fast=fast)
+
+
+class FreeListSlab(_SlotArena):
+    """Fixed-size slots kept on a free list: the seed's ``slab_freelist.js``.
+
+    ``alloc()`` and ``free()`` are O(1) at any occupancy.  The free list is a
+    stack: the slot freed last is handed out next ("gets same slot back").
+
+    >>> slab = FreeListSlab()  # 4096 bytes: 64 slots of 64 bytes
+    >>> slot = slab.alloc()
+    >>> slab.free(slot)
+    >>> reused = slab.alloc()  # the same slot comes back
+    >>> slab.offset_of(reused), len(slab), slab.slot_count
+    (0, 1, 64)
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        capacity: int | None = None,
+        *,
+        slot_size: int = 64,
+        buffer: Buffer | None = None,
+        fast: bool = False,
+    ) -> None:
+        memory = open_memory(capacity, buffer)
+        super().__init__(FreeList(memory.nbytes, slot_size), memory, fast=fast)
