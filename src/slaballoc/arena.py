@@ -17,7 +17,7 @@ buffer and keeps the books of who holds what:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import NoReturn, Protocol
+from typing import NoReturn, Protocol, TypeVar
 
 from .errors import (
     AllocatorClosedError,
@@ -31,6 +31,8 @@ from .stats import ArenaStats
 
 __all__ = ["Arena", "Placement"]
 
+_Self = TypeVar("_Self", bound="Arena")
+
 
 class Placement(Protocol):
     """What the memory layer needs of a placement policy."""
@@ -42,6 +44,7 @@ class Placement(Protocol):
     @property
     def largest_free(self) -> int: ...
     def release(self, offset: int) -> int: ...
+    def release_unchecked(self, offset: int) -> None: ...
     def size_of(self, offset: int) -> int: ...
     def blocks(self) -> Iterator[Block]: ...
     def stats(self) -> ArenaStats: ...
@@ -73,7 +76,8 @@ class Arena:
         self._closed = False
         # id(view) -> (offset, view) for every block handed out and not yet freed.
         self._live: dict[int, tuple[int, memoryview]] = {}
-        self._release = policy.release
+        # The live table has already vouched for every offset this is given.
+        self._release = policy.release_unchecked
 
     # -- giving memory back ---------------------------------------------------------
 
@@ -209,7 +213,7 @@ class Arena:
         self._forget_views()
         self._memory.release()
 
-    def __enter__(self) -> Arena:
+    def __enter__(self: _Self) -> _Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -31,7 +31,9 @@ def open_memory(capacity: int | None, buffer: Buffer | None) -> memoryview:
     TypeError: buffer must be writable, but bytes is read-only
     """
     if buffer is None:
-        size = DEFAULT_CAPACITY if capacity is None else require_count(capacity, "capacity", minimum=0)
+        size = (
+            DEFAULT_CAPACITY if capacity is None else require_count(capacity, "capacity", minimum=0)
+        )
         return memoryview(bytearray(size))
     try:
         view = memoryview(buffer)

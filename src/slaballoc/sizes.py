@@ -6,7 +6,7 @@ import operator
 
 from .errors import InvalidSizeError, SizeTypeError
 
-__all__ = ["is_power_of_two", "require_count", "require_power_of_two", "round_up"]
+__all__ = ["as_integer", "is_power_of_two", "require_count", "require_power_of_two", "round_up"]
 
 
 def require_count(value: object, what: str, *, minimum: int = 1) -> int:
@@ -22,18 +22,24 @@ def require_count(value: object, what: str, *, minimum: int = 1) -> int:
     ...
     slaballoc.errors.InvalidSizeError: size must be at least 1, got 0
     """
-    if type(value) is not int:
-        if isinstance(value, bool):
-            raise SizeTypeError(f"{what} must be an integer, got the bool {value!r}")
-        try:
-            value = operator.index(value)  # type: ignore[arg-type]
-        except TypeError:
-            raise SizeTypeError(
-                f"{what} must be an integer, got {type(value).__name__} {value!r}"
-            ) from None
-    if value < minimum:
-        raise InvalidSizeError(f"{what} must be at least {minimum}, got {value}")
-    return value
+    number = as_integer(value, what)
+    if number < minimum:
+        raise InvalidSizeError(f"{what} must be at least {minimum}, got {number}")
+    return number
+
+
+def as_integer(value: object, what: str) -> int:
+    """Return ``value`` as an ``int``; raise :class:`SizeTypeError` if it is not one."""
+    if type(value) is int:
+        return value
+    if isinstance(value, bool):
+        raise SizeTypeError(f"{what} must be an integer, got the bool {value!r}")
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise SizeTypeError(
+            f"{what} must be an integer, got {type(value).__name__} {value!r}"
+        ) from None
 
 
 def is_power_of_two(value: int) -> bool:
@@ -47,7 +53,7 @@ def is_power_of_two(value: int) -> bool:
 
 def require_power_of_two(value: object, what: str) -> int:
     """Return ``value`` if it is a positive power of two, else raise."""
-    number = require_count(value, what)
+    number = as_integer(value, what)
     if not is_power_of_two(number):
         raise InvalidSizeError(f"{what} must be a power of two (1, 2, 4, 8, ...), got {number}")
     return number

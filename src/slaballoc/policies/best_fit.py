@@ -122,6 +122,10 @@ class BestFit:
         self._add_free_merged(offset, offset + size)
         return size
 
+    def release_unchecked(self, offset: int) -> None:
+        """The same as :meth:`release`: its check is the lookup it needs anyway."""
+        self.release(offset)
+
     def resize(self, offset: int, size: int) -> bool:
         """Change the live block at ``offset`` to hold ``size`` bytes without moving it.
 
@@ -296,8 +300,9 @@ class BestFit:
     def _out_of_memory(self, size: int) -> OutOfMemoryError:
         free, largest = self.free, self.largest_free
         why = "not enough free memory" if free < size else "free memory is fragmented"
+        noun = "byte" if size == 1 else "bytes"
         return OutOfMemoryError(
-            f"cannot allocate {size} bytes: {why} ({free} bytes free, largest free block "
+            f"cannot allocate {size} {noun}: {why} ({free} bytes free, largest free block "
             f"{largest}); free some blocks and try again",
             requested=size,
             free=free,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from array import array
 
 from ..errors import InvariantError
-from .slots import IN_USE, SlotPolicy
+from .slots import FREE, IN_USE, SlotPolicy
 
 __all__ = ["FreeList"]
 
@@ -45,11 +45,16 @@ class FreeList(SlotPolicy):
         except IndexError:
             raise self._out_of_memory() from None
         self._in_use[slot] = IN_USE
-        self._live += 1
         return slot * self.slot_size
 
-    def _slot_freed(self, slot: int) -> None:
+    def release_unchecked(self, offset: int) -> None:
+        """Push the slot back on the free stack.  O(1)."""
+        slot = offset // self.slot_size
+        self._in_use[slot] = FREE
         self._push_free(slot)
+
+    def __len__(self) -> int:
+        return self.slot_count - len(self._stack)
 
     def _check_free_slots(self) -> None:
         stacked = set(self._stack)

@@ -22,13 +22,25 @@ class LinearSearch(SlotPolicy):
     64
     """
 
-    __slots__ = ()
+    __slots__ = ("_live",)
+
+    def __init__(self, capacity: int, slot_size: int = 64) -> None:
+        super().__init__(capacity, slot_size)
+        self._live = 0
 
     def allocate(self) -> int:
-        """Return the offset of the lowest free slot.  O(n) (a scan, done by ``bytearray.find``)."""
-        slot = self._in_use.find(FREE)
+        """Return the offset of the lowest free slot.  O(n): a scan of the flags."""
+        slot = self._in_use.find(FREE)  # the search, at C speed
         if slot < 0:
             raise self._out_of_memory()
         self._in_use[slot] = IN_USE
         self._live += 1
         return slot * self.slot_size
+
+    def release_unchecked(self, offset: int) -> None:
+        """Clear the slot's flag.  O(1)."""
+        self._in_use[offset // self.slot_size] = FREE
+        self._live -= 1
+
+    def __len__(self) -> int:
+        return self._live

@@ -24,7 +24,7 @@ IN_USE = 1
 class SlotPolicy:
     """Base class of the fixed-size policies; not used directly."""
 
-    __slots__ = ("_in_use", "_live", "capacity", "slot_count", "slot_size")
+    __slots__ = ("_in_use", "capacity", "slot_count", "slot_size")
 
     def __init__(self, capacity: int, slot_size: int = 64) -> None:
         capacity = require_count(capacity, "capacity", minimum=0)
@@ -34,7 +34,6 @@ class SlotPolicy:
         #: Bytes managed: ``slot_count * slot_size``.
         self.capacity: int = self.slot_count * self.slot_size
         self._in_use = bytearray(self.slot_count)
-        self._live = 0
 
     # -- the operations -------------------------------------------------------------
 
@@ -42,16 +41,23 @@ class SlotPolicy:
         """Hand out a free slot and return its offset."""
         raise NotImplementedError
 
+    def release_unchecked(self, offset: int) -> None:
+        """Take back a slot the caller knows is live (skips :meth:`release`'s checks)."""
+        raise NotImplementedError
+
     def release(self, offset: int) -> int:
-        """Take back the slot at ``offset``; return its size.  O(1) plus the subclass."""
+        """Take back the live slot at ``offset``; return its size.  O(1).
+
+        Raises :class:`~slaballoc.errors.InvalidFreeError` for an offset that is
+        not the start of a slot, :class:`~slaballoc.errors.DoubleFreeError` for
+        a slot that is free; neither changes anything.
+        """
         slot = self._slot_at(offset)
         if not self._in_use[slot]:
             raise DoubleFreeError(
                 f"slot {slot} (offset {offset}) is free already: each allocation is freed once"
             )
-        self._in_use[slot] = FREE
-        self._live -= 1
-        self._slot_freed(slot)
+        self.release_unchecked(offset)
         return self.slot_size
 
     def size_of(self, offset: int) -> int:
@@ -66,7 +72,7 @@ class SlotPolicy:
     @property
     def used(self) -> int:
         """Bytes handed out."""
-        return self._live * self.slot_size
+        return len(self) * self.slot_size
 
     @property
     def free(self) -> int:
@@ -76,22 +82,23 @@ class SlotPolicy:
     @property
     def largest_free(self) -> int:
         """The largest request that would succeed now: a slot, or 0 when full."""
-        return self.slot_size if self._live < self.slot_count else 0
+        return self.slot_size if len(self) < self.slot_count else 0
 
     def stats(self) -> ArenaStats:
         """A snapshot of the memory's use.  O(1)."""
+        live = len(self)
         return ArenaStats(
             capacity=self.capacity,
-            used=self.used,
-            live_blocks=self._live,
-            free_blocks=self.slot_count - self._live,
+            used=live * self.slot_size,
+            live_blocks=live,
+            free_blocks=self.slot_count - live,
             largest_free=self.largest_free,
             fragmentation=0.0,
         )
 
     def __len__(self) -> int:
         """Number of live slots."""
-        return self._live
+        raise NotImplementedError
 
     def blocks(self) -> Iterator[Block]:
         """Every slot in address order, live or free."""
@@ -104,14 +111,11 @@ class SlotPolicy:
         live = self._in_use.count(IN_USE)
         if live + self._in_use.count(FREE) != self.slot_count:
             raise InvariantError("a slot flag is neither free nor in use")
-        if live != self._live:
-            raise InvariantError(f"{live} slots are flagged in use but the count says {self._live}")
+        if live != len(self):
+            raise InvariantError(f"{live} slots are flagged in use but the count says {len(self)}")
         self._check_free_slots()
 
     # -- for subclasses ----------------------------------------------------------------
-
-    def _slot_freed(self, slot: int) -> None:
-        """Record that ``slot`` is free again."""
 
     def _check_free_slots(self) -> None:
         """Verify the subclass's own record of free slots."""
@@ -140,6 +144,6 @@ class SlotPolicy:
 
     def __repr__(self) -> str:
         return (
-            f"<{type(self).__name__} {self._live}/{self.slot_count} slots of "
+            f"<{type(self).__name__} {len(self)}/{self.slot_count} slots of "
             f"{self.slot_size} B in use>"
         )
