@@ -29,7 +29,9 @@ def test_each_demo_prints_all_eleven_scenarios(name: str) -> None:
 
 def test_demo_detects_a_misbehaving_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
     # A free list that forgot LIFO reuse must fail scenario 5, not pass silently.
-    monkeypatch.setattr(FreeList, "release_unchecked", lambda self, offset: self._stack.insert(0, offset // 64))
+    monkeypatch.setattr(
+        FreeList, "release_unchecked", lambda self, offset: self._stack.insert(0, offset // 64)
+    )
     with pytest.raises(DemoFailedError, match="same memory back"):
         run_demo(KINDS["freelist"], io.StringIO())
 
