@@ -29,9 +29,13 @@ def test_each_demo_prints_all_eleven_scenarios(name: str) -> None:
 
 def test_demo_detects_a_misbehaving_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
     # A free list that forgot LIFO reuse must fail scenario 5, not pass silently.
-    monkeypatch.setattr(
-        FreeList, "release_unchecked", lambda self, offset: self._stack.insert(0, offset // 64)
-    )
+    original = FreeList.__init__
+
+    def first_in_first_out(self: FreeList, capacity: int, slot_size: int = 64) -> None:
+        original(self, capacity, slot_size)
+        self.put = lambda offset: self._stack.insert(0, offset)
+
+    monkeypatch.setattr(FreeList, "__init__", first_in_first_out)
     with pytest.raises(DemoFailedError, match="same memory back"):
         run_demo(KINDS["freelist"], io.StringIO())
 

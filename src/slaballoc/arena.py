@@ -44,7 +44,6 @@ class Placement(Protocol):
     @property
     def largest_free(self) -> int: ...
     def release(self, offset: int) -> int: ...
-    def release_unchecked(self, offset: int) -> None: ...
     def size_of(self, offset: int) -> int: ...
     def blocks(self) -> Iterator[Block]: ...
     def stats(self) -> ArenaStats: ...
@@ -59,25 +58,27 @@ class Arena:
     else (freeing, the facts, ``check()``, closing) lives here.
     """
 
-    __slots__ = ("_allocate", "_closed", "_fast", "_live", "_memory", "_policy", "_release")
+    __slots__ = ("_closed", "_fast", "_live", "_memory", "_policy", "_put", "_take")
 
     def __init__(
         self,
         policy: Placement,
-        allocate: Callable[..., int],
+        take: Callable[..., int],
+        put: Callable[[int], object],
         memory: memoryview,
         *,
         fast: bool = False,
     ) -> None:
         self._policy = policy
-        self._allocate = allocate
+        # The policy's primitives: the live table below vouches for every offset
+        # given back, so the unchecked ones are safe here.
+        self._take = take
         self._memory = memory
         self._fast = bool(fast)
         self._closed = False
         # id(view) -> (offset, view) for every block handed out and not yet freed.
         self._live: dict[int, tuple[int, memoryview]] = {}
-        # The live table has already vouched for every offset this is given.
-        self._release = policy.release_unchecked
+        self._put = put
 
     # -- giving memory back ---------------------------------------------------------
 
@@ -95,7 +96,7 @@ class Arena:
             offset, _ = self._live.pop(id(view))
         except KeyError:
             raise self._not_live(view) from None
-        self._release(offset)
+        self._put(offset)
         if not self._fast:
             view.release()
 
@@ -206,7 +207,7 @@ class Arena:
         if self._closed:
             return
         self._closed = True
-        self._allocate = self._refuse_closed
+        self._take = self._refuse_closed
         for _, view in self._live.values():
             view.release()
         self._live.clear()

@@ -55,7 +55,7 @@ class DynamicSlab(Arena):
     ) -> None:
         memory = open_memory(capacity, buffer)
         heap = BestFit(memory.nbytes, alignment)
-        super().__init__(heap, heap.allocate, memory, fast=fast)
+        super().__init__(heap, heap.allocate, heap.release, memory, fast=fast)
         self._heap = heap
 
     @property
@@ -71,7 +71,7 @@ class DynamicSlab(Arena):
         empty arena could not hold it, and ``TypeError``/``ValueError``
         subclasses for a size that is not a positive integer.
         """
-        offset = self._allocate(size)
+        offset = self._take(size)
         view = self._memory[offset : offset + size]
         self._live[id(view)] = (offset, view)
         return view
@@ -106,7 +106,7 @@ class DynamicSlab(Arena):
         if heap.resize(offset, size):
             new_offset = offset
         else:
-            new_offset = self._allocate(size)
+            new_offset = self._take(size)
             keep = min(heap.size_of(offset), size)
             memory = self._memory
             memory[new_offset : new_offset + keep] = memory[offset : offset + keep]

@@ -23,7 +23,7 @@ class _SlotArena(Arena):
     __slots__ = ("_cache", "_cached_ids", "_slot_size", "_slots")
 
     def __init__(self, slots: SlotPolicy, memory: memoryview, *, fast: bool) -> None:
-        super().__init__(slots, slots.allocate, memory, fast=fast)
+        super().__init__(slots, slots.take, slots.put, memory, fast=fast)
         self._slots = slots
         self._slot_size = slots.slot_size
         # Fast mode only: one view per slot, built on first use and reused for ever.
@@ -45,7 +45,10 @@ class _SlotArena(Arena):
 
         Raises :class:`~slaballoc.errors.OutOfMemoryError` when every slot is in use.
         """
-        offset = self._allocate()
+        try:
+            offset = self._take()
+        except IndexError:
+            raise self._slots.out_of_memory() from None
         if self._fast:
             view = self._cache.get(offset) or self._cache_view(offset)
         else:

@@ -14,6 +14,12 @@ with indexes, so that no operation looks at more than a handful of blocks:
   so a freed block finds its free neighbours with two dict lookups and merges
   with them at once.  Two free blocks are therefore never adjacent, and freeing
   everything leaves one block of the whole capacity.
+* **The top block.**  The free block that reaches the end of the arena (dlmalloc's
+  "top chunk") is kept out of the bins and compared with the best bin on each
+  request.  The placement is the same as if it were binned (it is the best fit
+  only when it is strictly smaller than every other block that fits, having
+  the highest address), but carving from it, the most common case while an
+  arena fills, touches no index at all.
 
 Merged-away blocks are not dug out of their bin's heap: their entries go stale
 and are skipped when they surface (a heap entry is valid while ``_free_at``
@@ -24,7 +30,7 @@ is rebuilt, so stale entries cost amortised O(1).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from heapq import heapify, heappop, heappush
+from heapq import heappop, heappush
 
 from ..errors import (
     DoubleFreeError,
@@ -33,7 +39,7 @@ from ..errors import (
     OutOfMemoryError,
     SizeTooLargeError,
 )
-from ..sizes import require_count, require_power_of_two, round_up
+from ..sizes import require_count, require_power_of_two
 from ..stats import ArenaStats
 from .blocks import Block
 from .size_index import SizeIndex
@@ -67,7 +73,9 @@ class BestFit:
         "_bins",
         "_free_at",
         "_free_ending_at",
+        "_mask",
         "_sizes",
+        "_top",
         "_used",
         "_used_bytes",
         "alignment",
@@ -78,15 +86,16 @@ class BestFit:
         capacity = require_count(capacity, "capacity", minimum=0)
         self.alignment: int = require_power_of_two(alignment, "alignment")
         self.capacity: int = capacity - capacity % self.alignment
+        self._mask = self.alignment - 1
         self._used: dict[int, int] = {}  # offset -> size of each live block
         self._used_bytes = 0
-        self._free_at: dict[int, int] = {}  # offset -> size of each free block
-        self._free_ending_at: dict[int, int] = {}  # end -> offset of each free block
+        self._top = 0  # the top block is [_top, capacity): free, and empty when full
+        # The other free blocks:
+        self._free_at: dict[int, int] = {}  # offset -> size
+        self._free_ending_at: dict[int, int] = {}  # end -> offset
         self._bins: dict[int, list[int]] = {}  # size -> heap of offsets (some stale)
         self._bin_counts: dict[int, int] = {}  # size -> number of free blocks of that size
-        self._sizes = SizeIndex(self.capacity // self.alignment + 1)  # sizes with a free block
-        if self.capacity:
-            self._add_free(0, self.capacity)
+        self._sizes = SizeIndex(self.capacity // self.alignment + 1)  # sizes with a bin, in units
 
     # -- the operations -------------------------------------------------------------
 
@@ -94,15 +103,43 @@ class BestFit:
         """Place a block of at least ``size`` bytes and return its offset.
 
         O(log n): one index search, one heap pop, at most one heap push.
+
+        >>> heap = BestFit(64)
+        >>> heap.allocate(24), heap.allocate(1), heap.allocate(32)
+        (0, 24, 32)
+        >>> heap.allocate(1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.OutOfMemoryError: cannot allocate 1 byte: not enough free memory ...
         """
         if type(size) is not int or not 0 < size <= self.capacity:
             size = self._require_size(size)
-        need = round_up(size, self.alignment)
-        key = self._sizes.successor(need // self.alignment)
-        if key < 0:
-            raise self._out_of_memory(size)
-        block_size = key * self.alignment
-        offset = self._pop_lowest(block_size)
+        need = (size + self._mask) & ~self._mask
+        counts = self._bin_counts
+        if counts.get(need):  # an exact fit: nothing can fit better
+            block_size = need
+        else:
+            block_size = self._sizes.successor(need // self.alignment) * self.alignment
+            top = self._top
+            top_size = self.capacity - top
+            if block_size < 0 or need <= top_size < block_size:
+                if top_size < need:
+                    raise self._out_of_memory(size)
+                self._top = top + need
+                self._used[top] = need
+                self._used_bytes += need
+                return top
+        # Take the lowest-addressed block of the bin, skipping stale entries.
+        bin_, free_at = self._bins[block_size], self._free_at
+        offset = heappop(bin_)
+        while free_at.get(offset) != block_size:
+            offset = heappop(bin_)
+        del free_at[offset], self._free_ending_at[offset + block_size]
+        count = counts[block_size] - 1
+        if count:
+            counts[block_size] = count
+        else:
+            self._drop_bin(block_size)
         if block_size > need:
             self._add_free(offset + need, block_size - need)
         self._used[offset] = need
@@ -113,6 +150,11 @@ class BestFit:
         """Free the block at ``offset``, merging it with free neighbours; return its size.
 
         O(log n): two dict lookups find the neighbours, one heap push files the result.
+
+        >>> heap = BestFit(64)
+        >>> first, second = heap.allocate(8), heap.allocate(8)
+        >>> heap.release(first), heap.release(second), len(list(heap.blocks()))
+        (8, 8, 1)
         """
         try:
             size = self._used.pop(offset)
@@ -122,37 +164,45 @@ class BestFit:
         self._add_free_merged(offset, offset + size)
         return size
 
-    def release_unchecked(self, offset: int) -> None:
-        """The same as :meth:`release`: its check is the lookup it needs anyway."""
-        self.release(offset)
-
     def resize(self, offset: int, size: int) -> bool:
         """Change the live block at ``offset`` to hold ``size`` bytes without moving it.
 
         Shrinking always succeeds (the tail is freed); growing succeeds when the
         free block right after it is large enough.  Returns False, changing
         nothing, when the block would have to move.  O(log n).
+
+        >>> heap = BestFit(128)
+        >>> first, second = heap.allocate(8), heap.allocate(8)
+        >>> heap.resize(first, 16)  # second is in the way
+        False
+        >>> heap.resize(second, 120), heap.size_of(second)  # grows to the end of the arena
+        (True, 120)
         """
         old = self.size_of(offset)
         if type(size) is not int or not 0 < size <= self.capacity:
             size = self._require_size(size)
-        need = round_up(size, self.alignment)
+        need = (size + self._mask) & ~self._mask
         end = offset + old
         if need < old:
             self._add_free_merged(offset + need, end)
         elif need > old:
-            room = self._free_at.get(end, 0)
-            if old + room < need:
-                return False
-            self._remove_free(end)
-            if old + room > need:
-                self._add_free(offset + need, old + room - need)
+            if end == self._top:
+                if self.capacity - end < need - old:
+                    return False
+                self._top = offset + need
+            else:
+                room = self._free_at.get(end, 0)
+                if old + room < need:
+                    return False
+                self._remove_free(end)
+                if old + room > need:
+                    self._add_free(offset + need, old + room - need)
         self._used[offset] = need
         self._used_bytes += need - old
         return True
 
     def size_of(self, offset: int) -> int:
-        """The size of the live block at ``offset`` (the request rounded up to the alignment)."""
+        """The size of the live block at ``offset`` (the request rounded up).  O(1)."""
         try:
             return self._used[offset]
         except (KeyError, TypeError):
@@ -173,16 +223,21 @@ class BestFit:
     @property
     def largest_free(self) -> int:
         """The size of the largest free block.  O(log n)."""
-        return max(self._sizes.maximum(), 0) * self.alignment
+        return max(self._sizes.maximum() * self.alignment, self.capacity - self._top)
+
+    @property
+    def top(self) -> int:
+        """Where the top block starts: no byte at or past it has a live block."""
+        return self._top
 
     def stats(self) -> ArenaStats:
-        """A snapshot of the memory's use.  O(number of free blocks)."""
+        """A snapshot of the memory's use.  O(log n)."""
         free, largest = self.free, self.largest_free
         return ArenaStats(
             capacity=self.capacity,
             used=self._used_bytes,
             live_blocks=len(self._used),
-            free_blocks=len(self._free_at),
+            free_blocks=len(self._free_at) + (self._top < self.capacity),
             largest_free=largest,
             fragmentation=1 - largest / free if free else 0.0,
         )
@@ -193,12 +248,14 @@ class BestFit:
 
     def blocks(self) -> Iterator[Block]:
         """Every block in address order, live or free.  O(n log n)."""
-        live = (Block(offset, size, True) for offset, size in self._used.items())
-        free = (Block(offset, size, False) for offset, size in self._free_at.items())
-        return iter(sorted((*live, *free)))
+        live = [Block(offset, size, True) for offset, size in self._used.items()]
+        free = [Block(offset, size, False) for offset, size in self._free_at.items()]
+        if self._top < self.capacity:
+            free.append(Block(self._top, self.capacity - self._top, False))
+        return iter(sorted(live + free))
 
     def check(self) -> None:
-        """Verify every invariant; raise :class:`InvariantError` describing any fault."""
+        """Verify every invariant; raise :class:`InvariantError` on any fault.  O(n log n)."""
         expected_offset = 0
         previous_free = False
         for block in self.blocks():
@@ -215,6 +272,8 @@ class BestFit:
             raise InvariantError(f"blocks cover {expected_offset} of {self.capacity} bytes")
         if sum(self._used.values()) != self._used_bytes:
             raise InvariantError("the used-byte count disagrees with the live blocks")
+        if any(offset >= self._top for offset in self._used):
+            raise InvariantError("a live block lies in the top block")
         self._check_indexes()
 
     # -- internals ------------------------------------------------------------------
@@ -223,70 +282,71 @@ class BestFit:
         ends = {offset + size: offset for offset, size in self._free_at.items()}
         if ends != self._free_ending_at:
             raise InvariantError("the end index disagrees with the free blocks")
-        sizes = set(self._free_at.values())
-        if sorted(size // self.alignment for size in sizes) != self._sizes.members():
-            raise InvariantError("the size index disagrees with the free blocks")
-        for size in sizes:
+        bins = set(self._bins)
+        if sorted(size // self.alignment for size in bins) != self._sizes.members():
+            raise InvariantError("the size index disagrees with the bins")
+        if set(self._bin_counts) != bins or set(self._free_at.values()) != bins:
+            raise InvariantError("a bin exists for a size with no free block, or vice versa")
+        for size in bins:
             actual = {o for o, s in self._free_at.items() if s == size}
-            valid = {o for o in self._bins.get(size, ()) if self._free_at.get(o) == size}
-            if valid != actual or self._bin_counts.get(size) != len(actual):
+            valid = {o for o in self._bins[size] if self._free_at.get(o) == size}
+            if valid != actual or self._bin_counts[size] != len(actual):
                 raise InvariantError(f"bin {size} disagrees with the free blocks of that size")
-        if set(self._bins) != sizes or set(self._bin_counts) != sizes:
-            raise InvariantError("a bin exists for a size with no free block")
+
+    def _uncount(self, size: int) -> None:
+        """One free block of ``size`` fewer; drop its bin when it empties."""
+        count = self._bin_counts[size] - 1
+        if count:
+            self._bin_counts[size] = count
+        else:
+            self._drop_bin(size)
+
+    def _drop_bin(self, size: int) -> None:
+        """Forget an empty bin; any entries left in its heap were stale."""
+        del self._bin_counts[size], self._bins[size]
+        self._sizes.discard(size // self.alignment)
 
     def _add_free(self, offset: int, size: int) -> None:
+        """File a free block (never the top one) in its bin."""
         self._free_at[offset] = size
         self._free_ending_at[offset + size] = offset
-        count = self._bin_counts.get(size, 0)
-        self._bin_counts[size] = count + 1
-        if count == 0:
+        count = self._bin_counts.get(size)
+        if count is None:
+            self._bin_counts[size] = 1
             self._bins[size] = [offset]
             self._sizes.add(size // self.alignment)
             return
+        self._bin_counts[size] = count + 1
         bin_ = self._bins[size]
         heappush(bin_, offset)
         if len(bin_) > 2 * count + 16:  # mostly stale: rebuild, amortised O(1)
             free_at = self._free_at
-            bin_[:] = [o for o in bin_ if free_at.get(o) == size]
-            heapify(bin_)
+            # A set, because a block merged away and re-created at the same place
+            # has two entries that both look valid.  A sorted list is a heap.
+            bin_[:] = sorted({o for o in bin_ if free_at.get(o) == size})
 
     def _add_free_merged(self, start: int, end: int) -> None:
-        """File ``[start, end)`` as free, merged with the free blocks touching it."""
-        left = self._free_ending_at.get(start)
-        if left is not None:
-            self._remove_free(left)
+        """Make ``[start, end)`` free, merged with the free blocks touching it."""
+        free_at, ending_at = self._free_at, self._free_ending_at
+        left = ending_at.pop(start, None)
+        if left is not None:  # merge with the free block before
+            self._uncount(free_at.pop(left))
             start = left
-        right = self._free_at.get(end)
-        if right is not None:
-            self._remove_free(end)
+        if end == self._top:
+            self._top = start
+            return
+        right = free_at.pop(end, None)
+        if right is not None:  # merge with the free block after
+            del ending_at[end + right]
+            self._uncount(right)
             end += right
         self._add_free(start, end - start)
 
     def _remove_free(self, offset: int) -> None:
-        """Forget a free block; its heap entry goes stale."""
+        """Forget a binned free block; its heap entry goes stale."""
         size = self._free_at.pop(offset)
         del self._free_ending_at[offset + size]
         self._uncount(size)
-
-    def _pop_lowest(self, size: int) -> int:
-        """Take the lowest-addressed free block of exactly ``size`` bytes."""
-        bin_ = self._bins[size]
-        free_at = self._free_at
-        offset = heappop(bin_)
-        while free_at.get(offset) != size:  # skip stale entries
-            offset = heappop(bin_)
-        del free_at[offset]
-        del self._free_ending_at[offset + size]
-        self._uncount(size)
-        return offset
-
-    def _uncount(self, size: int) -> None:
-        count = self._bin_counts[size] - 1
-        if count:
-            self._bin_counts[size] = count
-        else:  # the bin's remaining entries are all stale
-            del self._bin_counts[size], self._bins[size]
-            self._sizes.discard(size // self.alignment)
 
     def _require_size(self, size: object) -> int:
         number = require_count(size, "size")
@@ -310,7 +370,9 @@ class BestFit:
         )
 
     def _not_live(self, offset: object) -> InvalidFreeError:
-        if isinstance(offset, int) and offset in self._free_at:
+        if isinstance(offset, int) and (
+            offset in self._free_at or offset == self._top < self.capacity
+        ):
             return DoubleFreeError(
                 f"the block at offset {offset} is free already: each allocation is freed once"
             )
@@ -322,5 +384,5 @@ class BestFit:
     def __repr__(self) -> str:
         return (
             f"<BestFit {len(self._used)} live blocks, {self._used_bytes}/{self.capacity} B "
-            f"used, {len(self._free_at)} free blocks>"
+            f"used, {self.stats().free_blocks} free blocks>"
         )

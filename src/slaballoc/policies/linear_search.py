@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from .slots import FREE, IN_USE, SlotPolicy
+from .slots import SlotPolicy
 
 __all__ = ["LinearSearch"]
 
+_FREE, _LIVE = 0, 1
+
 
 class LinearSearch(SlotPolicy):
-    """Fixed-size slots; ``allocate`` scans the slot flags for the lowest free slot.
+    """Fixed-size slots; a free slot is found by scanning a flag per slot.
 
-    Allocation is O(n) in the number of slots and slows as the slab fills;
-    release is O(1).  The only metadata is one flag byte per slot.
+    ``take`` hands out the *lowest* free slot: O(n) in the number of slots,
+    slower as the slab fills.  ``put`` is O(1).  The only metadata is one
+    flag byte per slot (two with the checked API's).
 
     >>> slots = LinearSearch(capacity=256, slot_size=64)
     >>> [slots.allocate() for _ in range(3)]
@@ -22,25 +25,31 @@ class LinearSearch(SlotPolicy):
     64
     """
 
-    __slots__ = ("_live",)
+    __slots__ = ("_live", "_used")
 
     def __init__(self, capacity: int, slot_size: int = 64) -> None:
         super().__init__(capacity, slot_size)
+        self._used = bytearray(self.slot_count)
         self._live = 0
+        self.take = self._take_lowest
+        self.put = self._put
 
-    def allocate(self) -> int:
-        """Return the offset of the lowest free slot.  O(n): a scan of the flags."""
-        slot = self._in_use.find(FREE)  # the search, at C speed
+    def _take_lowest(self) -> int:
+        """The scan: O(n), done at C speed by ``bytearray.find``."""
+        slot = self._used.find(_FREE)
         if slot < 0:
-            raise self._out_of_memory()
-        self._in_use[slot] = IN_USE
+            raise self.out_of_memory()
+        self._used[slot] = _LIVE
         self._live += 1
         return slot * self.slot_size
 
-    def release_unchecked(self, offset: int) -> None:
-        """Clear the slot's flag.  O(1)."""
-        self._in_use[offset // self.slot_size] = FREE
+    def _put(self, offset: int) -> None:
+        self._used[offset // self.slot_size] = _FREE
         self._live -= 1
 
     def __len__(self) -> int:
         return self._live
+
+    def free_slots(self) -> set[int]:
+        size = self.slot_size
+        return {slot * size for slot, flag in enumerate(self._used) if flag == _FREE}

@@ -1,14 +1,21 @@
-"""What every fixed-size slot policy shares: the geometry and the bookkeeping.
+"""What every fixed-size slot policy shares: the geometry and the checked API.
 
 The memory is cut into ``slot_count`` slots of ``slot_size`` bytes; slot ``n``
-starts at offset ``n * slot_size``.  ``_in_use`` holds one byte per slot
-(1 = handed out), which is what makes a bad or repeated ``release`` detectable
-in O(1).  Subclasses decide only *which* free slot ``allocate`` returns.
+starts at offset ``n * slot_size``.  A subclass provides two primitives:
+
+* ``take()``: hand out a free slot's offset (O(1) or O(n), by design);
+* ``put(offset)``: take back a slot its caller knows is live.
+
+They trust their caller, so that a memory layer that already keeps a record
+of every live block (the :class:`~slaballoc.arena.Arena`) pays for no second
+check.  :meth:`allocate` and :meth:`release` are the checked API for callers
+that use the policy on its own: they keep one flag byte per slot
+(``_handed_out``), which makes a bad or repeated release detectable in O(1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..errors import DoubleFreeError, InvalidFreeError, InvariantError, OutOfMemoryError
 from ..sizes import require_count
@@ -17,14 +24,16 @@ from .blocks import Block
 
 __all__ = ["SlotPolicy"]
 
-FREE = 0
-IN_USE = 1
-
 
 class SlotPolicy:
     """Base class of the fixed-size policies; not used directly."""
 
-    __slots__ = ("_in_use", "capacity", "slot_count", "slot_size")
+    __slots__ = ("_handed_out", "capacity", "put", "slot_count", "slot_size", "take")
+
+    #: Hand out a free slot; raises IndexError or OutOfMemoryError when none is free.
+    take: Callable[[], int]
+    #: Take back a live slot, unchecked.
+    put: Callable[[int], None]
 
     def __init__(self, capacity: int, slot_size: int = 64) -> None:
         capacity = require_count(capacity, "capacity", minimum=0)
@@ -33,38 +42,42 @@ class SlotPolicy:
         self.slot_count: int = capacity // self.slot_size
         #: Bytes managed: ``slot_count * slot_size``.
         self.capacity: int = self.slot_count * self.slot_size
-        self._in_use = bytearray(self.slot_count)
+        self._handed_out = bytearray(self.slot_count)  # 1 = live through allocate()
 
-    # -- the operations -------------------------------------------------------------
+    # -- the checked API ---------------------------------------------------------------
 
     def allocate(self) -> int:
-        """Hand out a free slot and return its offset."""
-        raise NotImplementedError
+        """Hand out a free slot and return its offset; see the subclass for the cost.
 
-    def release_unchecked(self, offset: int) -> None:
-        """Take back a slot the caller knows is live (skips :meth:`release`'s checks)."""
-        raise NotImplementedError
+        Raises :class:`~slaballoc.errors.OutOfMemoryError` when every slot is live.
+        """
+        try:
+            offset = self.take()
+        except IndexError:
+            raise self.out_of_memory() from None
+        self._handed_out[offset // self.slot_size] = 1
+        return offset
 
     def release(self, offset: int) -> int:
-        """Take back the live slot at ``offset``; return its size.  O(1).
+        """Take back a slot that :meth:`allocate` handed out; return its size.  O(1).
 
         Raises :class:`~slaballoc.errors.InvalidFreeError` for an offset that is
-        not the start of a slot, :class:`~slaballoc.errors.DoubleFreeError` for
-        a slot that is free; neither changes anything.
+        not the start of a slot and :class:`~slaballoc.errors.DoubleFreeError`
+        for a slot that is not live; neither changes anything.
         """
         slot = self._slot_at(offset)
-        if not self._in_use[slot]:
+        if not self._handed_out[slot]:
             raise DoubleFreeError(
-                f"slot {slot} (offset {offset}) is free already: each allocation is freed once"
+                f"slot {slot} (offset {offset}) is not live: it was freed already, "
+                "or never allocated"
             )
-        self.release_unchecked(offset)
+        self._handed_out[slot] = 0
+        self.put(offset)
         return self.slot_size
 
     def size_of(self, offset: int) -> int:
-        """The size of the live slot at ``offset`` (always ``slot_size``)."""
-        slot = self._slot_at(offset)
-        if not self._in_use[slot]:
-            raise InvalidFreeError(f"slot {slot} (offset {offset}) is not live")
+        """The size of the slot at ``offset``: always ``slot_size``.  O(1)."""
+        self._slot_at(offset)
         return self.slot_size
 
     # -- facts ----------------------------------------------------------------------
@@ -100,27 +113,34 @@ class SlotPolicy:
         """Number of live slots."""
         raise NotImplementedError
 
+    def free_slots(self) -> set[int]:
+        """The offsets of the free slots.  O(n)."""
+        raise NotImplementedError
+
     def blocks(self) -> Iterator[Block]:
-        """Every slot in address order, live or free."""
+        """Every slot in address order, live or free.  O(n)."""
+        free = self.free_slots()
         size = self.slot_size
-        for slot, flag in enumerate(self._in_use):
-            yield Block(slot * size, size, flag == IN_USE)
+        for offset in range(0, self.capacity, size):
+            yield Block(offset, size, offset not in free)
 
     def check(self) -> None:
-        """Verify the bookkeeping; raise :class:`InvariantError` describing any fault."""
-        live = self._in_use.count(IN_USE)
-        if live + self._in_use.count(FREE) != self.slot_count:
-            raise InvariantError("a slot flag is neither free nor in use")
-        if live != len(self):
-            raise InvariantError(f"{live} slots are flagged in use but the count says {len(self)}")
-        self._check_free_slots()
+        """Verify the bookkeeping; raise :class:`~slaballoc.errors.InvariantError`.  O(n)."""
+        free = self.free_slots()
+        if len(free) + len(self) != self.slot_count:
+            raise InvariantError(
+                f"{len(free)} free and {len(self)} live slots do not add up to {self.slot_count}"
+            )
+        if any(offset % self.slot_size or not 0 <= offset < self.capacity for offset in free):
+            raise InvariantError("a free slot's offset is not the start of a slot")
+        handed_out = {slot * self.slot_size for slot, f in enumerate(self._handed_out) if f}
+        if handed_out & free:
+            raise InvariantError(f"slots {sorted(handed_out & free)[:8]} are live and free")
 
-    # -- for subclasses ----------------------------------------------------------------
+    # -- helpers ----------------------------------------------------------------------
 
-    def _check_free_slots(self) -> None:
-        """Verify the subclass's own record of free slots."""
-
-    def _out_of_memory(self) -> OutOfMemoryError:
+    def out_of_memory(self) -> OutOfMemoryError:
+        """The error for a request that finds every slot live."""
         return OutOfMemoryError(
             f"all {self.slot_count} slots of {self.slot_size} bytes are in use: "
             "free one, or create a larger slab",

@@ -1,0 +1,291 @@
+"""Replaying allocation traces through an allocator: speed, and what memory it needed.
+
+Two passes over each trace:
+
+* :func:`time_replay` runs the operations alone, as fast as the allocator
+  goes, for any :class:`Contender` (ours or a peer), and reports ops/s;
+* :func:`audit_replay` runs them through a :class:`~slaballoc.DynamicSlab`
+  untimed, filling every block with its own pattern, checking that realloc
+  kept the contents and, at the end, that every live byte is intact; it
+  reports the high-water mark, utilization, failures and realloc copies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .dynamic import DynamicSlab
+from .errors import OutOfMemoryError
+from .peers import DynamicContender, MultiprocessingHeap, find_seed_port, load_seed_port
+from .sizes import round_up
+from .timing import Progress, no_progress
+from .traces import ALLOC, FREE, Trace
+
+__all__ = [
+    "PEERS",
+    "Audit",
+    "Contender",
+    "Timing",
+    "audit_replay",
+    "capacity_for",
+    "compare_on_trace",
+    "pattern",
+    "time_replay",
+]
+
+_CHUNK = 4096  # operations between two looks at the clock
+
+
+class Contender(Protocol):
+    """An allocator as the replay drives it: any handle type, three calls."""
+
+    name: str
+
+    def alloc(self, size: int) -> Any: ...
+    def free(self, handle: Any) -> None: ...
+    def realloc(self, handle: Any, size: int) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One timed replay."""
+
+    contender: str
+    ops: int  # operations done (fewer than the trace's if the budget ran out)
+    seconds: float
+    failed: int
+    finished: bool
+
+    @property
+    def ops_per_second(self) -> float:
+        return self.ops / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What an untimed, verified replay through ``DynamicSlab`` found."""
+
+    ops: int
+    capacity: int
+    peak_live: int  # largest total of requested bytes live at once
+    high_water: int  # highest byte ever part of a block, plus one
+    failed: int
+    first_failure: str | None  # "line N: a ID SIZE" of the first failed request
+    realloc_copies: int  # reallocs that had to move the block
+    verified_bytes: int  # live bytes compared with their pattern at the end
+
+    @property
+    def utilization(self) -> float:
+        """Peak live bytes over the high-water mark: 1.0 would waste nothing."""
+        return self.peak_live / self.high_water if self.high_water else 1.0
+
+
+def capacity_for(trace: Trace, alignment: int = 8) -> int:
+    """An arena size that the trace should never exhaust.
+
+    Twice the peak of live bytes (rounded up per block) leaves room for
+    fragmentation, plus the largest request, which a realloc needs twice.
+    """
+    peak = trace.peak_live_bytes() + len(trace) // 2 * (alignment - 1)
+    return round_up(2 * peak + 2 * trace.max_size() + (1 << 16), 1 << 12)
+
+
+def time_replay(trace: Trace, contender: Contender, *, budget: float | None = None) -> Timing:
+    """Run every operation of ``trace`` through ``contender``; time it.
+
+    A request of 0 bytes is served as 1 byte (``malloc(0)`` returns a unique
+    block).  A failed request is counted and the id stays empty.  With
+    ``budget`` (seconds) the replay stops early, between two chunks, once the
+    budget is spent, and says so.
+    """
+    alloc, free, realloc = contender.alloc, contender.free, contender.realloc
+    handles: list[Any] = [None] * trace.id_count
+    kinds, ids, sizes = trace.kinds, trace.ids, trace.sizes
+    failed = done = 0
+    clock = time.perf_counter
+    elapsed = 0.0
+    for chunk_start in range(0, len(kinds), _CHUNK):
+        chunk_end = min(chunk_start + _CHUNK, len(kinds))
+        started = clock()
+        for index in range(chunk_start, chunk_end):
+            kind, ident = kinds[index], ids[index]
+            try:
+                if kind == FREE:
+                    if ident >= 0 and handles[ident] is not None:
+                        free(handles[ident])
+                        handles[ident] = None
+                elif kind == ALLOC or handles[ident] is None:
+                    handles[ident] = alloc(sizes[index] or 1)
+                else:
+                    handles[ident] = realloc(handles[ident], sizes[index] or 1)
+            except MemoryError:
+                failed += 1
+        elapsed += clock() - started
+        done = chunk_end
+        if budget is not None and elapsed > budget:
+            break
+    for handle in handles:
+        if handle is not None:
+            free(handle)
+    return Timing(contender.name, done, elapsed, failed, done == len(kinds))
+
+
+def pattern(ident: int, size: int) -> bytes:
+    """The bytes block ``ident`` holds: its id plus one (never zeros), repeated."""
+    stamp = ((ident + 1) & 0xFFFFFFFF).to_bytes(4, "little")
+    return (stamp * (size // 4 + 1))[:size]
+
+
+def audit_replay(
+    trace: Trace,
+    capacity: int | None = None,
+    alignment: int = 8,
+    on_step: Callable[[int, DynamicSlab], None] | None = None,
+) -> Audit:
+    """Replay ``trace`` through a ``DynamicSlab``, verifying every byte; see :class:`Audit`.
+
+    ``on_step(index, slab)``, if given, is called after every operation (for
+    drawing the replay).
+    """
+    capacity = capacity_for(trace, alignment) if capacity is None else capacity
+    auditor = _Auditor(trace, DynamicSlab(capacity, alignment=alignment))
+    for index, (kind, ident, size) in enumerate(
+        zip(trace.kinds, trace.ids, trace.sizes, strict=True)
+    ):
+        if kind == FREE:
+            auditor.free(index, ident)
+        else:
+            auditor.place(index, kind, ident, size)
+        if on_step is not None:
+            on_step(index, auditor.slab)
+    return auditor.finish(capacity)
+
+
+class _Auditor:
+    """The state of an audited replay: every block's view, requested size and pattern."""
+
+    def __init__(self, trace: Trace, slab: DynamicSlab) -> None:
+        self.slab = slab
+        self.views: list[memoryview | None] = [None] * trace.id_count
+        self.requested = [0] * trace.id_count
+        self.ops = len(trace)
+        self.live = self.peak = self.high_water = self.failed = self.copies = 0
+        self.first_failure: str | None = None
+
+    def free(self, index: int, ident: int) -> None:
+        view = self.views[ident] if ident >= 0 else None
+        if view is not None:
+            _verify(view, ident, index)
+            self.slab.free(view)
+            self.views[ident] = None
+            self.live -= self.requested[ident]
+
+    def place(self, index: int, kind: int, ident: int, size: int) -> None:
+        """An allocation, or a realloc (an allocation when the id is not live)."""
+        old = self.views[ident]
+        try:
+            if kind == ALLOC or old is None:
+                view = self.slab.alloc(size or 1)
+            else:
+                view = self._realloc(index, ident, old, size)
+        except OutOfMemoryError:
+            self.failed += 1
+            if self.first_failure is None:
+                op = "a" if kind == ALLOC else "r"
+                self.first_failure = f"op {index + 1}: {op} {ident} {size}"
+            return
+        view[:] = pattern(ident, len(view))
+        self.views[ident] = view
+        self.live += size - (0 if old is None else self.requested[ident])
+        self.requested[ident] = size
+        end = self.slab.offset_of(view) + round_up(len(view), self.slab.alignment)
+        self.high_water = max(self.high_water, end)
+        self.peak = max(self.peak, self.live)
+
+    def _realloc(self, index: int, ident: int, old: memoryview, size: int) -> memoryview:
+        _verify(old, ident, index)
+        old_offset, old_size = self.slab.offset_of(old), len(old)
+        view = self.slab.realloc(old, size or 1)
+        self.copies += self.slab.offset_of(view) != old_offset
+        kept = min(old_size, len(view))
+        if view[:kept] != pattern(ident, kept):
+            raise AssertionError(f"op {index}: realloc lost block {ident}'s contents")
+        return view
+
+    def finish(self, capacity: int) -> Audit:
+        verified = 0
+        for ident, view in enumerate(self.views):
+            if view is not None:
+                _verify(view, ident, self.ops)
+                verified += len(view)
+        self.slab.check()
+        return Audit(
+            self.ops,
+            capacity,
+            self.peak,
+            self.high_water,
+            self.failed,
+            self.first_failure,
+            self.copies,
+            verified,
+        )
+
+
+def _verify(view: memoryview, ident: int, index: int) -> None:
+    if view != pattern(ident, len(view)):
+        raise AssertionError(f"op {index}: block {ident}'s bytes changed while it was live")
+
+
+#: The peers a replay can be compared with, by the name ``--peers`` takes.
+PEERS = ("mp", "seed")
+
+
+def compare_on_trace(
+    trace: Trace,
+    *,
+    capacity: int | None = None,
+    alignment: int = 8,
+    repeats: int = 3,
+    peers: Sequence[str] = PEERS,
+    seed_budget: float = 60.0,
+    progress: Progress = no_progress,
+) -> dict[str, Any]:
+    """Time ``trace`` on ``DynamicSlab`` and its peers (interleaved, medians), then audit it.
+
+    Returns ``{"trace", "capacity", "timings": {name: Timing}, "audit": Audit}``
+    where the timings are each contender's median run by ops/s, ``"ours"``
+    being ``DynamicSlab``.
+    """
+    capacity = capacity_for(trace, alignment) if capacity is None else capacity
+    makers: dict[str, Callable[[], Contender]] = {
+        "ours": lambda: DynamicContender(capacity, alignment)
+    }
+    budgets: dict[str, float | None] = {"ours": None}
+    if "mp" in peers:
+        makers["multiprocessing.heap"] = MultiprocessingHeap
+        budgets["multiprocessing.heap"] = None
+    seed_path = find_seed_port() if "seed" in peers else None
+    if seed_path is not None:
+        seed_class = load_seed_port(seed_path)
+        makers["seed algorithm"] = lambda: seed_class(capacity, alignment)
+        budgets["seed algorithm"] = seed_budget
+    runs: dict[str, list[Timing]] = {name: [] for name in makers}
+    total = repeats * len(makers) + 1
+    for round_ in range(repeats):
+        for position, (name, make) in enumerate(makers.items()):
+            progress(round_ * len(makers) + position, total, f"{trace.name}: {name}")
+            budget = budgets[name]
+            if budget is not None and runs[name] and not runs[name][0].finished:
+                continue  # a contender that ran out of time once is not run again
+            runs[name].append(time_replay(trace, make(), budget=budget))
+    progress(total - 1, total, f"{trace.name}: verifying every byte")
+    audit = audit_replay(trace, capacity, alignment)
+    progress(total, total, "")
+    timings = {
+        name: sorted(times, key=lambda t: t.ops_per_second)[len(times) // 2]
+        for name, times in runs.items()
+    }
+    return {"trace": trace.name, "capacity": capacity, "timings": timings, "audit": audit}

@@ -1,0 +1,136 @@
+"""How per-operation cost grows with the number of live blocks.
+
+For each size, every contender is filled to ``live`` blocks (untimed), then
+times ``ops`` steps of churn: free a random live block, allocate a new one.
+Contenders that grow past a time budget are not run at larger sizes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .peers import DynamicContender, MultiprocessingHeap, find_seed_port, load_seed_port
+from .slabs import FreeListSlab
+from .timing import Progress, interleaved, no_progress
+
+__all__ = ["LIVE_COUNTS", "ScalingRow", "run_scaling"]
+
+LIVE_COUNTS = (1_000, 10_000, 100_000, 1_000_000)
+_LARGE_SIZES_UP_TO = 100_000  # random sizes 16..4096 up to here, 16..256 beyond
+
+
+@dataclass(frozen=True)
+class ScalingRow:
+    """Median seconds per churn step for one contender at one live-block count."""
+
+    contender: str
+    live: int
+    seconds_per_op: float | None  # None: not run (over budget at a smaller size)
+
+
+def _sizes(live: int, count: int, seed: int) -> list[int]:
+    rng = random.Random(seed)
+    top = 4096 if live <= _LARGE_SIZES_UP_TO else 256
+    return [rng.randint(16, top) for _ in range(count)]
+
+
+def _churn_case(make: Callable[[int], Any], live: int, ops: int) -> Callable[[], float]:
+    fill_sizes = _sizes(live, live, seed=live)
+    steps = _sizes(live, ops, seed=live + 1)
+    rng = random.Random(live + 2)
+    victims = [rng.randrange(live) for _ in range(ops)]
+
+    def case() -> float:
+        allocator = make(sum(fill_sizes) * 2 + 2 * 4096 * ops)
+        alloc, free = allocator.alloc, allocator.free
+        blocks = [alloc(size) for size in fill_sizes]
+        started = time.perf_counter()
+        for victim, size in zip(victims, steps, strict=True):
+            free(blocks[victim])
+            blocks[victim] = alloc(size)
+        elapsed = time.perf_counter() - started
+        for block in blocks:
+            free(block)
+        return elapsed / ops
+
+    return case
+
+
+class _FixedSlabContender:
+    """``FreeListSlab`` with slots as large as the largest request, driven like the rest."""
+
+    def __init__(self, capacity: int, slot_size: int) -> None:
+        self.slab = FreeListSlab(capacity=capacity, slot_size=slot_size)
+        self.free = self.slab.free
+
+    def alloc(self, size: int) -> memoryview:
+        del size
+        return self.slab.alloc()
+
+
+def _contenders(live: int) -> dict[str, Callable[[int], Any]]:
+    slot = 4096 if live <= _LARGE_SIZES_UP_TO else 256
+    contenders: dict[str, Callable[[int], Any]] = {
+        "FreeListSlab": lambda _: _FixedSlabContender((live + 1) * slot, slot),
+        "DynamicSlab": DynamicContender,
+        "multiprocessing.heap": lambda _: MultiprocessingHeap(),
+    }
+    seed_port = find_seed_port()
+    if seed_port is not None:
+        contenders["seed algorithm"] = load_seed_port(seed_port)
+    return contenders
+
+
+def run_scaling(
+    live_counts: Sequence[int] = LIVE_COUNTS,
+    ops: int = 20_000,
+    repeats: int = 3,
+    budget: float = 20.0,
+    progress: Progress = no_progress,
+) -> list[ScalingRow]:
+    """Per-op cost for each contender at each live count; see the module docstring.
+
+    A contender whose whole run at one size (fill, churn and teardown, all
+    repeats) took longer than ``budget`` seconds is skipped at larger sizes.
+    """
+    rows: list[ScalingRow] = []
+    over_budget: set[str] = set()
+    for live in live_counts:
+        contenders = _contenders(live)
+        cases = {
+            name: _churn_case(make, live, ops)
+            for name, make in contenders.items()
+            if name not in over_budget
+        }
+        started = dict.fromkeys(cases, 0.0)
+        timed_cases = {name: _stopwatch(case, started, name) for name, case in cases.items()}
+        medians = interleaved(timed_cases, repeats, _labelled(progress, live))
+        for name in contenders:
+            rows.append(ScalingRow(name, live, medians.get(name)))
+            if started.get(name, 0.0) > budget:
+                over_budget.add(name)
+    return rows
+
+
+def _stopwatch(
+    case: Callable[[], float], spent: dict[str, float], name: str
+) -> Callable[[], float]:
+    def run() -> float:
+        began = time.perf_counter()
+        try:
+            return case()
+        finally:
+            spent[name] += time.perf_counter() - began
+
+    return run
+
+
+def _labelled(progress: Progress, live: int) -> Progress:
+    def report(done: int, total: int, name: str) -> None:
+        progress(done, total, f"{live:,} live blocks: {name}")
+
+    return report
