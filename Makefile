@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench replay clean
+.PHONY: demo test lint typecheck browser unit bench replay images clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/slaballoc demo all
 
-test: lint typecheck unit
+test: lint typecheck browser unit
+
+# The browser test needs headless Chromium and its driver, from Debian's packages.
+# Installed here when possible (root and apt-get); otherwise that one test is skipped.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "chromium and chromedriver are installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and chromium-driver for the browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver >/dev/null) || echo "could not install chromium: the browser test will be skipped"; \
+	else \
+	  echo "chromium is not installed and cannot be installed here: the browser test will be skipped"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -33,6 +46,13 @@ bench: $(STAMP)
 
 replay: $(STAMP)
 	$(BIN)/slaballoc replay ../shared/traces/*.rep --json replay.json
+
+# The pictures in the README, regenerated from the commands it documents.
+images: $(STAMP)
+	$(BIN)/slaballoc map dynamic 5 -o docs/map-dynamic-reuse.svg
+	$(BIN)/slaballoc map linear 4 -o docs/map-linear-free-one.svg
+	$(BIN)/slaballoc replay ../shared/traces/perl.rep --peers none --repeats 1 --quiet \
+	  --plot docs/replay-perl.png
 
 clean:
 	rm -rf $(VENV) bench.json replay.json build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

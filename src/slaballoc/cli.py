@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .demo import KINDS, DemoFailedError, run_demo
+from .demo import KINDS, SCENARIOS, DemoFailedError, run_demo, state_after
+from .render import svg_map, use_colour
 from .timing import Progress, no_progress
 
 __all__ = ["build_parser", "main", "run"]
@@ -29,6 +30,14 @@ def _progress(args: argparse.Namespace) -> Progress:
     return report
 
 
+def _output_for(path: str, trace_name: str, many: bool) -> Path:
+    """``path`` itself, or with the trace's name worked in when there are several traces."""
+    target = Path(path)
+    if not many:
+        return target
+    return target.with_name(f"{target.stem}-{Path(trace_name).stem}{target.suffix}")
+
+
 def _write_json(path: str | None, document: dict[str, Any]) -> None:
     if path:
         Path(path).write_text(json.dumps(document, indent=2, default=str) + "\n")
@@ -40,12 +49,26 @@ def _write_json(path: str | None, document: dict[str, Any]) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     names = list(KINDS) if args.allocator == "all" else [args.allocator]
+    colour = use_colour(sys.stdout)
     for name in names:
         try:
-            run_demo(KINDS[name], sys.stdout)
+            run_demo(KINDS[name], sys.stdout, colour=colour)
         except DemoFailedError as failure:
             print(f"slaballoc demo: {failure}", file=sys.stderr)
             return 1
+    return 0
+
+
+def _map(args: argparse.Namespace) -> int:
+    kind = KINDS[args.allocator]
+    title, slab = state_after(kind, args.step)
+    heading = f"{type(slab).__name__} after test {args.step}: {title}"
+    svg = svg_map(list(slab.blocks()), slab.capacity, title=heading)
+    if args.output == "-":
+        sys.stdout.write(svg)
+    else:
+        Path(args.output).write_text(svg)
+        print(f"wrote {args.output}: {heading}")
     return 0
 
 
@@ -67,6 +90,15 @@ def _bench(args: argparse.Namespace) -> int:
     comparison = bench.run_comparison(sizes, args.repeats, progress=progress)
     print(reports.comparison_table(comparison), end="\n\n")
     document["comparison"] = comparison.times
+    if args.plot:
+        from .plots import PlottingUnavailableError, plot_comparison
+
+        try:
+            plot_comparison(comparison, args.plot)
+        except PlottingUnavailableError as error:
+            print(f"slaballoc bench: {error}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.plot}\n")
 
     pairs = {
         f"{occupancy:.0%} live": bench.measure_pairs(
@@ -107,12 +139,17 @@ def _replay(args: argparse.Namespace) -> int:
     progress = _progress(args)
     peers = [] if args.peers == "none" else args.peers.split(",")
     results = []
+    many = len(args.traces) > 1
     for path in args.traces:
         try:
             trace = read_trace(path)
         except (OSError, TraceFormatError) as error:
             print(f"slaballoc replay: {error}", file=sys.stderr)
             return 2
+        if args.plot or args.html:
+            status = _draw_replay(args, trace, many)
+            if status:
+                return status
         results.append(
             compare_on_trace(
                 trace,
@@ -153,6 +190,27 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _draw_replay(args: argparse.Namespace, trace: Any, many: bool) -> int:
+    from .page import replay_page
+    from .plots import PlottingUnavailableError, plot_replay
+    from .recording import record_replay
+
+    recording = record_replay(trace, capacity=args.capacity, alignment=args.alignment)
+    if args.html:
+        target = _output_for(args.html, trace.name, many)
+        target.write_text(replay_page(recording), encoding="utf-8")
+        print(f"wrote {target}")
+    if args.plot:
+        target = _output_for(args.plot, trace.name, many)
+        try:
+            plot_replay(recording, target)
+        except PlottingUnavailableError as error:
+            print(f"slaballoc replay: {error}", file=sys.stderr)
+            return 1
+        print(f"wrote {target}")
+    return 0
+
+
 # -- the parser ---------------------------------------------------------------------------
 
 
@@ -180,6 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("allocator", choices=[*KINDS, "all"], nargs="?", default="all")
     demo.set_defaults(run=_demo)
 
+    map_ = commands.add_parser(
+        "map",
+        help="draw the memory after a demo step as SVG",
+        description="Run one of the eleven demo scenarios and draw the memory it leaves, as SVG.",
+    )
+    map_.add_argument("allocator", choices=list(KINDS))
+    map_.add_argument("step", type=int, choices=range(1, len(SCENARIOS) + 1), metavar="STEP")
+    map_.add_argument("-o", "--output", default="-", help="SVG file to write (default: stdout)")
+    map_.set_defaults(run=_map)
+
     bench = commands.add_parser(
         "bench",
         help="the seed's linear-search versus free-list comparison",
@@ -193,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--scaling", action="store_true", help="also run the scaling table (slow)")
     bench.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     bench.add_argument("--json", metavar="FILE", help="also write the numbers to FILE")
+    bench.add_argument(
+        "--plot", metavar="FILE", help="chart the comparison to FILE (.png/.svg; needs matplotlib)"
+    )
     bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     bench.set_defaults(run=_bench)
 
@@ -225,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop the seed's O(n) algorithm after this long per run (default 60)",
     )
     replay.add_argument("--json", metavar="FILE", help="also write the numbers to FILE")
+    replay.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="chart live bytes, high-water mark and free blocks to FILE (needs matplotlib)",
+    )
+    replay.add_argument(
+        "--html", metavar="FILE", help="write an animated, self-contained replay page to FILE"
+    )
     replay.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     replay.set_defaults(run=_replay)
     return parser

@@ -9,6 +9,7 @@ its memory.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
@@ -19,7 +20,7 @@ from .errors import DoubleFreeError, InvalidFreeError, OutOfMemoryError, SlabErr
 from .render import block_list, text_map
 from .slabs import FreeListSlab, LinearSlab
 
-__all__ = ["KINDS", "SCENARIOS", "Demo", "DemoFailedError", "Kind", "run_demo"]
+__all__ = ["KINDS", "SCENARIOS", "Demo", "DemoFailedError", "Kind", "run_demo", "state_after"]
 
 Allocator = LinearSlab | FreeListSlab | DynamicSlab
 T = TypeVar("T")
@@ -65,9 +66,10 @@ KINDS: dict[str, Kind] = {
 class Demo:
     """One allocator under demonstration: prints steps and checks outcomes."""
 
-    def __init__(self, kind: Kind, out: TextIO) -> None:
+    def __init__(self, kind: Kind, out: TextIO, *, colour: bool = False) -> None:
         self.kind = kind
         self.out = out
+        self.colour = colour
         self.slab = kind.make(False)
         self.quiet = False
 
@@ -146,7 +148,7 @@ class Demo:
 
     def show_map(self) -> None:
         blocks = list(self.slab.blocks())
-        self.say("memory: " + text_map(blocks, self.slab.capacity))
+        self.say("memory: " + text_map(blocks, self.slab.capacity, colour=self.colour))
         if self.kind.variable:
             self.say("blocks: " + block_list(blocks))
 
@@ -330,13 +332,26 @@ SCENARIOS: list[tuple[str, Callable[[Demo], object]]] = [
 ]
 
 
-def run_demo(kind: Kind, out: TextIO) -> None:
-    """Print the eleven scenarios for one allocator; raise DemoFailedError if one misbehaves."""
+def run_demo(kind: Kind, out: TextIO, *, colour: bool = False) -> None:
+    """Print the eleven scenarios for one allocator; raise DemoFailedError if one misbehaves.
+
+    After each scenario comes a map of the memory (coloured if ``colour``).
+    """
     rule = "=" * 72
     print(f"{rule}\n{kind.title}\n{rule}", file=out)
     for number, (title, scenario) in enumerate(SCENARIOS, start=1):
         print(f"\nTest {number}: {title}", file=out)
-        demo = Demo(kind, out)
+        demo = Demo(kind, out, colour=colour)
         scenario(demo)
         demo.show_map()
     print(f"\nAll {len(SCENARIOS)} scenarios behaved as expected for {kind.name}.\n", file=out)
+
+
+def state_after(kind: Kind, step: int) -> tuple[str, Allocator]:
+    """Run scenario ``step`` (1 to 11) silently; return its title and the allocator it left."""
+    if not 1 <= step <= len(SCENARIOS):
+        raise ValueError(f"step must be 1 to {len(SCENARIOS)}, got {step}")
+    title, scenario = SCENARIOS[step - 1]
+    demo = Demo(kind, io.StringIO())
+    scenario(demo)
+    return title, demo.slab

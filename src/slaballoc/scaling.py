@@ -2,7 +2,8 @@
 
 For each size, every contender is filled to ``live`` blocks (untimed), then
 times ``ops`` steps of churn: free a random live block, allocate a new one.
-Contenders that grow past a time budget are not run at larger sizes.
+A contender whose churn runs past a time budget stops there and is not run at
+larger sizes.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def _sizes(live: int, count: int, seed: int) -> list[int]:
     return [rng.randint(16, top) for _ in range(count)]
 
 
-def _churn_case(make: Callable[[int], Any], live: int, ops: int) -> Callable[[], float]:
+def _churn_case(
+    make: Callable[[int], Any], live: int, ops: int, *, budget: float, stopped: set[str], name: str
+) -> Callable[[], float]:
     fill_sizes = _sizes(live, live, seed=live)
     steps = _sizes(live, ops, seed=live + 1)
     rng = random.Random(live + 2)
@@ -48,14 +51,22 @@ def _churn_case(make: Callable[[int], Any], live: int, ops: int) -> Callable[[],
         allocator = make(sum(fill_sizes) * 2 + 2 * 4096 * ops)
         alloc, free = allocator.alloc, allocator.free
         blocks = [alloc(size) for size in fill_sizes]
-        started = time.perf_counter()
-        for victim, size in zip(victims, steps, strict=True):
-            free(blocks[victim])
-            blocks[victim] = alloc(size)
-        elapsed = time.perf_counter() - started
+        clock = time.perf_counter
+        started = clock()
+        done = 0
+        for start in range(0, ops, 256):
+            batch = zip(victims[start : start + 256], steps[start : start + 256], strict=True)
+            for victim, size in batch:
+                free(blocks[victim])
+                blocks[victim] = alloc(size)
+            done = min(start + 256, ops)
+            if clock() - started > budget:
+                stopped.add(name)
+                break
+        elapsed = clock() - started
         for block in blocks:
             free(block)
-        return elapsed / ops
+        return elapsed / max(done, 1)
 
     return case
 
@@ -87,46 +98,29 @@ def _contenders(live: int) -> dict[str, Callable[[int], Any]]:
 
 def run_scaling(
     live_counts: Sequence[int] = LIVE_COUNTS,
-    ops: int = 20_000,
+    ops: int = 10_000,
     repeats: int = 3,
-    budget: float = 20.0,
+    budget: float = 10.0,
     progress: Progress = no_progress,
 ) -> list[ScalingRow]:
     """Per-op cost for each contender at each live count; see the module docstring.
 
-    A contender whose whole run at one size (fill, churn and teardown, all
-    repeats) took longer than ``budget`` seconds is skipped at larger sizes.
+    A run whose churn takes longer than ``budget`` seconds stops there (its
+    cost per step is taken over the steps it did), and that contender is not
+    run at larger sizes.
     """
     rows: list[ScalingRow] = []
-    over_budget: set[str] = set()
+    stopped: set[str] = set()
     for live in live_counts:
         contenders = _contenders(live)
         cases = {
-            name: _churn_case(make, live, ops)
+            name: _churn_case(make, live, ops, budget=budget, stopped=stopped, name=name)
             for name, make in contenders.items()
-            if name not in over_budget
+            if name not in stopped
         }
-        started = dict.fromkeys(cases, 0.0)
-        timed_cases = {name: _stopwatch(case, started, name) for name, case in cases.items()}
-        medians = interleaved(timed_cases, repeats, _labelled(progress, live))
-        for name in contenders:
-            rows.append(ScalingRow(name, live, medians.get(name)))
-            if started.get(name, 0.0) > budget:
-                over_budget.add(name)
+        medians = interleaved(cases, repeats, _labelled(progress, live))
+        rows += [ScalingRow(name, live, medians.get(name)) for name in contenders]
     return rows
-
-
-def _stopwatch(
-    case: Callable[[], float], spent: dict[str, float], name: str
-) -> Callable[[], float]:
-    def run() -> float:
-        began = time.perf_counter()
-        try:
-            return case()
-        finally:
-            spent[name] += time.perf_counter() - began
-
-    return run
 
 
 def _labelled(progress: Progress, live: int) -> Progress:

@@ -246,6 +246,13 @@ class BestFit:
         """Number of live blocks."""
         return len(self._used)
 
+    def free_sizes(self) -> list[int]:
+        """The size of every free block, in no particular order.  O(free blocks)."""
+        sizes = list(self._free_at.values())
+        if self._top < self.capacity:
+            sizes.append(self.capacity - self._top)
+        return sizes
+
     def blocks(self) -> Iterator[Block]:
         """Every block in address order, live or free.  O(n log n)."""
         live = [Block(offset, size, True) for offset, size in self._used.items()]

@@ -117,6 +117,10 @@ class SlotPolicy:
         """The offsets of the free slots.  O(n)."""
         raise NotImplementedError
 
+    def free_sizes(self) -> list[int]:
+        """The size of every free block: one slot each.  O(1) per free slot."""
+        return [self.slot_size] * (self.slot_count - len(self))
+
     def blocks(self) -> Iterator[Block]:
         """Every slot in address order, live or free.  O(n)."""
         free = self.free_slots()
