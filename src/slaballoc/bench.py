@@ -215,7 +215,7 @@ def run_comparison(
 
 def _labelled(progress: Progress, label: str) -> Progress:
     def report(done: int, total: int, case: str) -> None:
-        progress(done, total, f"{label}: {case.replace(chr(0), ' / ')}")
+        progress(done, total, case and f"{label}: {case.replace(chr(0), ' / ')}")
 
     return report
 

@@ -137,7 +137,7 @@ def _replay(args: argparse.Namespace) -> int:
     from .traces import TraceFormatError, read_trace
 
     progress = _progress(args)
-    peers = [] if args.peers == "none" else args.peers.split(",")
+    peers = args.peers
     results = []
     many = len(args.traces) > 1
     for path in args.traces:
@@ -221,6 +221,25 @@ def _positive(text: str) -> int:
     return value
 
 
+def _peer_list(text: str) -> list[str]:
+    from .replay import PEERS
+
+    names = [] if text == "none" else [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in PEERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown peer {unknown[0]!r}: choose from {', '.join(PEERS)}, or none"
+        )
+    return names
+
+
+def _add_output_options(command: argparse.ArgumentParser, *, plot: str) -> None:
+    """The options every measuring command shares."""
+    command.add_argument("--json", metavar="FILE", help="also write the numbers to FILE")
+    command.add_argument("--plot", metavar="FILE", help=plot + " (needs matplotlib)")
+    command.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line, one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -260,11 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_positive, default=5, help="runs per case (default 5)")
     bench.add_argument("--scaling", action="store_true", help="also run the scaling table (slow)")
     bench.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    bench.add_argument("--json", metavar="FILE", help="also write the numbers to FILE")
-    bench.add_argument(
-        "--plot", metavar="FILE", help="chart the comparison to FILE (.png/.svg; needs matplotlib)"
-    )
-    bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    _add_output_options(bench, plot="chart the comparison to FILE (.png or .svg)")
     bench.set_defaults(run=_bench)
 
     replay = commands.add_parser(
@@ -285,8 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--repeats", type=_positive, default=3, help="timed runs (default 3)")
     replay.add_argument(
         "--peers",
-        default="mp,seed",
-        help="peers to time beside it: mp, seed, both (default mp,seed) or none",
+        default=["mp", "seed"],
+        type=_peer_list,
+        help="peers to time beside it, comma-separated: mp, seed (default mp,seed), or none",
     )
     replay.add_argument(
         "--seed-budget",
@@ -295,16 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop the seed's O(n) algorithm after this long per run (default 60)",
     )
-    replay.add_argument("--json", metavar="FILE", help="also write the numbers to FILE")
-    replay.add_argument(
-        "--plot",
-        metavar="FILE",
-        help="chart live bytes, high-water mark and free blocks to FILE (needs matplotlib)",
-    )
+    _add_output_options(replay, plot="chart live bytes, high-water mark and free blocks to FILE")
     replay.add_argument(
         "--html", metavar="FILE", help="write an animated, self-contained replay page to FILE"
     )
-    replay.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     replay.set_defaults(run=_replay)
     return parser
 

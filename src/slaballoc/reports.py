@@ -110,6 +110,9 @@ def scaling_table(rows: Sequence[ScalingRow]) -> str:
     return format_table(["live blocks", *(f"{name} ns/op" for name in names)], table)
 
 
+_SHORT_NAMES = {"multiprocessing.heap": "mp.heap", "seed algorithm": "seed"}
+
+
 def replay_table(results: Sequence[Mapping[str, Any]]) -> str:
     """One row per trace: our speed, the peers' and the memory figures."""
     peers = list(dict.fromkeys(name for r in results for name in r["timings"] if name != "ours"))
@@ -138,8 +141,9 @@ def replay_table(results: Sequence[Mapping[str, Any]]) -> str:
         rows.append(row)
     headers = ["trace", "ops", "ours ops/s"]
     for name in peers:
-        headers += [f"{name} ops/s", f"ours/{name.split()[0]}"]
-    headers += ["peak live B", "high-water B", "utilization", "failed", "realloc copies"]
+        short = _SHORT_NAMES.get(name, name)
+        headers += [f"{short} ops/s", f"ours/{short}"]
+    headers += ["peak live B", "high-water B", "utilization", "failed", "realloc moves"]
     text = format_table(headers, rows)
     if any(not t.finished for r in results for t in r["timings"].values()):
         text += "\n* stopped at its time budget; ops/s over the operations it did"
