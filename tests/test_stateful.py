@@ -96,9 +96,10 @@ class AllocatorMachine(RuleBasedStateMachine):
 
 class FixedSlabMachine(AllocatorMachine):
     cls: type[LinearSlab] | type[FreeListSlab] = FreeListSlab
+    fast = False
 
     def create(self) -> LinearSlab | FreeListSlab:
-        return self.cls(capacity=CAPACITY, slot_size=64)
+        return self.cls(capacity=CAPACITY, slot_size=64, fast=self.fast)
 
     def block_size(self, view: memoryview) -> int:
         return 64
@@ -118,9 +119,19 @@ class LinearSlabMachine(FixedSlabMachine):
     cls = LinearSlab
 
 
+class FastFreeListSlabMachine(FixedSlabMachine):
+    fast = True
+
+
+class FastLinearSlabMachine(LinearSlabMachine):
+    fast = True
+
+
 class DynamicSlabMachine(AllocatorMachine):
+    fast = False
+
     def create(self) -> DynamicSlab:
-        return DynamicSlab(capacity=CAPACITY, alignment=8)
+        return DynamicSlab(capacity=CAPACITY, alignment=8, fast=self.fast)
 
     def block_size(self, view: memoryview) -> int:
         return round_up(len(view), 8)
@@ -159,10 +170,24 @@ class DynamicSlabMachine(AllocatorMachine):
         return self.remember(moved)
 
 
+class FastDynamicSlabMachine(DynamicSlabMachine):
+    fast = True
+
+
 settings_for_ci = settings(max_examples=60, stateful_step_count=40, deadline=None)
 TestFreeListSlab = FixedSlabMachine.TestCase
-TestFreeListSlab.settings = settings_for_ci
 TestLinearSlab = LinearSlabMachine.TestCase
-TestLinearSlab.settings = settings_for_ci
 TestDynamicSlab = DynamicSlabMachine.TestCase
-TestDynamicSlab.settings = settings_for_ci
+TestFastFreeListSlab = FastFreeListSlabMachine.TestCase
+TestFastLinearSlab = FastLinearSlabMachine.TestCase
+TestFastDynamicSlab = FastDynamicSlabMachine.TestCase
+for case in (
+    TestFreeListSlab,
+    TestLinearSlab,
+    TestDynamicSlab,
+    TestFastFreeListSlab,
+    TestFastLinearSlab,
+    TestFastDynamicSlab,
+):
+    case.settings = settings_for_ci
+del case  # a module-level TestCase name would be collected a second time

@@ -96,6 +96,15 @@ class Arena:
         for anything that is not a live block of this allocator, and
         :class:`~slaballoc.errors.DoubleFreeError` for a block freed already;
         neither changes anything.
+
+        >>> from slaballoc import FreeListSlab
+        >>> slab = FreeListSlab()
+        >>> block = slab.alloc()
+        >>> slab.free(block)
+        >>> slab.free(block)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.DoubleFreeError: this view has been released: ... (double free)
         """
         try:
             offset, _ = self._live.pop(id(view))
@@ -106,7 +115,20 @@ class Arena:
             view.release()
 
     def free_many(self, views: Iterable[memoryview]) -> None:
-        """Free several blocks: all of them, or (if any is not live) none of them."""
+        """Free several blocks: all of them, or (if any is not live) none of them.  O(k).
+
+        >>> from slaballoc import FreeListSlab
+        >>> slab = FreeListSlab()
+        >>> first, second = slab.alloc(), slab.alloc()
+        >>> slab.free_many([first, bytearray(8)])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.InvalidFreeError: cannot free a bytearray: ...
+        >>> len(slab)  # nothing was freed
+        2
+        >>> slab.free_many([first, second]); len(slab)
+        0
+        """
         batch = list(views)
         seen: set[int] = set()
         for view in batch:
@@ -157,14 +179,22 @@ class Arena:
         return self._memory
 
     def __len__(self) -> int:
-        """Number of live blocks."""
+        """Number of live blocks.  O(1)."""
         return len(self._live)
 
     def offset_of(self, view: memoryview) -> int:
         """The offset of a live block: a small handle that names it in ``memory``.
 
         Another process mapping the same memory (``SharedMemory``) finds the
-        block at ``memory[offset:offset + len(view)]``.
+        block at ``memory[offset:offset + len(view)]``.  O(1).
+
+        >>> from slaballoc import DynamicSlab
+        >>> slab = DynamicSlab()
+        >>> block = slab.alloc(5)
+        >>> block[:] = b"hello"
+        >>> handle = slab.offset_of(block)
+        >>> bytes(slab.memory[handle:handle + 5])
+        b'hello'
         """
         entry = self._live.get(id(view))
         if entry is None:
@@ -172,11 +202,26 @@ class Arena:
         return entry[0]
 
     def blocks(self) -> Iterator[Block]:
-        """Every block (live and free) in address order."""
+        """Every block (live and free) in address order.  O(n log n).
+
+        >>> from slaballoc import DynamicSlab
+        >>> slab = DynamicSlab(capacity=256)
+        >>> _ = slab.alloc(100)
+        >>> list(slab.blocks())
+        [Block(offset=0, size=104, live=True), Block(offset=104, size=152, live=False)]
+        """
         return self._policy.blocks()
 
     def stats(self) -> ArenaStats:
-        """A snapshot of the memory's use."""
+        """A snapshot of the memory's use.  O(1) for slots, O(log n) for ``DynamicSlab``.
+
+        >>> from slaballoc import FreeListSlab
+        >>> slab = FreeListSlab()
+        >>> _ = slab.alloc_many(16)
+        >>> stats = slab.stats()
+        >>> stats.used, stats.live_blocks, stats.utilization
+        (1024, 16, 0.25)
+        """
         return self._policy.stats()
 
     def check(self) -> None:
@@ -184,6 +229,11 @@ class Arena:
 
         Raises :class:`~slaballoc.errors.InvariantError` describing the first
         fault found.  O(n log n); meant for tests and debugging.
+
+        >>> from slaballoc import DynamicSlab
+        >>> slab = DynamicSlab()
+        >>> _ = slab.alloc(10)
+        >>> slab.check()  # silent when all is well
         """
         self._policy.check()
         if len(self._live) != len(self._policy):
@@ -207,7 +257,18 @@ class Arena:
         and ``mmap.close()`` refuse while views of them exist), and every use of
         the allocator raises :class:`~slaballoc.errors.AllocatorClosedError`.
         Views derived from blocks by the caller must be released by the caller.
-        Closing twice is harmless.
+        Closing twice is harmless.  O(n).
+
+        >>> import mmap
+        >>> from slaballoc import FreeListSlab
+        >>> region = mmap.mmap(-1, 4096)
+        >>> with FreeListSlab(buffer=region) as slab:
+        ...     block = slab.alloc()
+        >>> region.close()  # possible: the slab released every view it made
+        >>> block[0]
+        Traceback (most recent call last):
+        ...
+        ValueError: operation forbidden on released memoryview object
         """
         if self._closed:
             return

@@ -70,6 +70,14 @@ class DynamicSlab(Arena):
         large enough, :class:`~slaballoc.errors.SizeTooLargeError` when even an
         empty arena could not hold it, and ``TypeError``/``ValueError``
         subclasses for a size that is not a positive integer.
+
+        >>> slab = DynamicSlab(capacity=64)
+        >>> len(slab.alloc(24)), len(slab.alloc(40))
+        (24, 40)
+        >>> slab.alloc(0)
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.InvalidSizeError: size must be at least 1, got 0
         """
         offset = self._take(size)
         view = self._memory[offset : offset + size]
@@ -77,7 +85,20 @@ class DynamicSlab(Arena):
         return view
 
     def alloc_many(self, sizes: Iterable[int]) -> list[memoryview]:
-        """Allocate a block of each size: all of them, or (if one fails) none."""
+        """Allocate a block of each size: all of them, or (if one fails) none.
+
+        O(k log n) for k sizes.
+
+        >>> slab = DynamicSlab(capacity=256)
+        >>> [len(view) for view in slab.alloc_many([8, 16, 32])]
+        [8, 16, 32]
+        >>> slab.alloc_many([100, 200])  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.OutOfMemoryError: cannot allocate 200 bytes: ...
+        >>> len(slab)  # the 100-byte block was given back
+        3
+        """
         views: list[memoryview] = []
         try:
             for size in sizes:
@@ -96,6 +117,13 @@ class DynamicSlab(Arena):
         the first ``min(old, new)`` bytes are copied.  The old view is released
         (safe mode), even when the block did not move, because a memoryview's
         length cannot change.  On any error nothing changes.  O(log n) plus the copy.
+
+        >>> slab = DynamicSlab()
+        >>> block = slab.alloc(4)
+        >>> block[:] = b"data"
+        >>> grown = slab.realloc(block, 1000)  # grows in place into the free space after it
+        >>> slab.offset_of(grown), len(grown), bytes(grown[:4])
+        (0, 1000, b'data')
         """
         key = id(view)
         entry = self._live.get(key)

@@ -43,7 +43,16 @@ class _SlotArena(Arena):
     def alloc(self) -> memoryview:
         """Return a writable memoryview of one free slot (``slot_size`` bytes).
 
-        Raises :class:`~slaballoc.errors.OutOfMemoryError` when every slot is in use.
+        O(1) for ``FreeListSlab``, O(n) for ``LinearSlab``.  Raises
+        :class:`~slaballoc.errors.OutOfMemoryError` when every slot is in use.
+
+        >>> slab = FreeListSlab(capacity=128)
+        >>> len(slab.alloc()), len(slab.alloc())
+        (64, 64)
+        >>> slab.alloc()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.OutOfMemoryError: all 2 slots of 64 bytes are in use: ...
         """
         try:
             offset = self._take()
@@ -57,7 +66,20 @@ class _SlotArena(Arena):
         return view
 
     def alloc_many(self, count: int) -> list[memoryview]:
-        """Allocate ``count`` slots at once: all of them, or (if too few are free) none."""
+        """Allocate ``count`` slots at once: all of them, or (if too few are free) none.
+
+        O(count) for ``FreeListSlab``.
+
+        >>> slab = FreeListSlab()  # 64 slots
+        >>> len(slab.alloc_many(60))
+        60
+        >>> slab.alloc_many(5)
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.OutOfMemoryError: cannot allocate 5 slots: only 4 are free
+        >>> len(slab)
+        60
+        """
         count = require_count(count, "count", minimum=0)
         free = self._slots.slot_count - len(self._slots)
         if count > free:

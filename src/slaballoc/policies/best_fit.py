@@ -202,7 +202,12 @@ class BestFit:
         return True
 
     def size_of(self, offset: int) -> int:
-        """The size of the live block at ``offset`` (the request rounded up).  O(1)."""
+        """The size of the live block at ``offset`` (the request rounded up).  O(1).
+
+        >>> heap = BestFit(64, alignment=16)
+        >>> heap.size_of(heap.allocate(20))
+        32
+        """
         try:
             return self._used[offset]
         except (KeyError, TypeError):

@@ -50,6 +50,11 @@ class SlotPolicy:
         """Hand out a free slot and return its offset; see the subclass for the cost.
 
         Raises :class:`~slaballoc.errors.OutOfMemoryError` when every slot is live.
+
+        >>> from slaballoc import FreeList
+        >>> slots = FreeList(capacity=128)
+        >>> slots.allocate(), slots.allocate()
+        (0, 64)
         """
         try:
             offset = self.take()
@@ -64,6 +69,19 @@ class SlotPolicy:
         Raises :class:`~slaballoc.errors.InvalidFreeError` for an offset that is
         not the start of a slot and :class:`~slaballoc.errors.DoubleFreeError`
         for a slot that is not live; neither changes anything.
+
+        >>> from slaballoc import LinearSearch
+        >>> slots = LinearSearch(capacity=128)
+        >>> slots.release(slots.allocate())
+        64
+        >>> slots.release(0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.DoubleFreeError: slot 0 (offset 0) is not live: it was freed already, ...
+        >>> slots.release(32)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.InvalidFreeError: offset 32 is not the start of a slot: ...
         """
         slot = self._slot_at(offset)
         if not self._handed_out[slot]:
