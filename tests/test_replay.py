@@ -117,8 +117,8 @@ def test_time_budget_stops_a_slow_contender() -> None:
 
 def test_compare_on_trace_reports_everyone() -> None:
     result = compare_on_trace(random_trace(800), repeats=1)
-    assert set(result["timings"]) == {"ours", "multiprocessing.heap", "seed algorithm"}
-    assert result["audit"].failed == 0
+    assert set(result.timings) == {"ours", "multiprocessing.heap", "seed algorithm"}
+    assert result.audit.failed == 0
 
 
 def test_cli_replay_writes_table_and_json(

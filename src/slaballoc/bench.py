@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import random
 import sys
+import time
 import timeit
 import tracemalloc
 from collections.abc import Callable
@@ -160,10 +161,10 @@ def _scenario_cases(contender: Contender, size: Size) -> dict[str, Callable[[], 
         live = _fill(alloc, fill)
         total = 0.0
         for _ in range(size.inner):
-            started = timeit.default_timer()
+            started = time.perf_counter()
             _free_all(free, live)
             live = _fill(alloc, fill)
-            total += timeit.default_timer() - started
+            total += time.perf_counter() - started
         return total
 
     def heavy_churn() -> float:

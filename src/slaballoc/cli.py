@@ -165,26 +165,15 @@ def _replay(args: argparse.Namespace) -> int:
     print(f"DynamicSlab, alignment {args.alignment}; ops/s are medians of {args.repeats} runs\n")
     print(reports.replay_table(results))
     for result in results:
-        if result["audit"].first_failure:
-            print(f"{result['trace']}: first failed request at {result['audit'].first_failure}")
+        if result.audit.first_failure:
+            print(f"{result.trace}: first failed request at {result.audit.first_failure}")
     _write_json(
         args.json,
         {
             "machine": reports.machine(),
             "alignment": args.alignment,
             "repeats": args.repeats,
-            "traces": [
-                {
-                    "trace": r["trace"],
-                    "capacity": r["capacity"],
-                    "timings": {
-                        name: {**asdict(t), "ops_per_second": t.ops_per_second}
-                        for name, t in r["timings"].items()
-                    },
-                    "audit": {**asdict(r["audit"]), "utilization": r["audit"].utilization},
-                }
-                for r in results
-            ],
+            "traces": [result.as_dict() for result in results],
         },
     )
     return 0

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from .dynamic import DynamicSlab
@@ -29,6 +29,7 @@ __all__ = [
     "Audit",
     "Contender",
     "Timing",
+    "TraceComparison",
     "audit_replay",
     "capacity_for",
     "compare_on_trace",
@@ -243,6 +244,28 @@ def _verify(view: memoryview, ident: int, index: int) -> None:
 PEERS = ("mp", "seed")
 
 
+@dataclass(frozen=True)
+class TraceComparison:
+    """One trace: each contender's median timed run, and the verified audit."""
+
+    trace: str
+    capacity: int
+    timings: dict[str, Timing]  # by contender; "ours" is DynamicSlab
+    audit: Audit
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures as plain JSON data."""
+        return {
+            "trace": self.trace,
+            "capacity": self.capacity,
+            "timings": {
+                name: {**asdict(timing), "ops_per_second": timing.ops_per_second}
+                for name, timing in self.timings.items()
+            },
+            "audit": {**asdict(self.audit), "utilization": self.audit.utilization},
+        }
+
+
 def compare_on_trace(
     trace: Trace,
     *,
@@ -252,12 +275,10 @@ def compare_on_trace(
     peers: Sequence[str] = PEERS,
     seed_budget: float = 60.0,
     progress: Progress = no_progress,
-) -> dict[str, Any]:
+) -> TraceComparison:
     """Time ``trace`` on ``DynamicSlab`` and its peers (interleaved, medians), then audit it.
 
-    Returns ``{"trace", "capacity", "timings": {name: Timing}, "audit": Audit}``
-    where the timings are each contender's median run by ops/s, ``"ours"``
-    being ``DynamicSlab``.
+    Each contender's timing is its median run by ops/s.
     """
     capacity = capacity_for(trace, alignment) if capacity is None else capacity
     makers: dict[str, Callable[[], Contender]] = {
@@ -288,4 +309,4 @@ def compare_on_trace(
         name: sorted(times, key=lambda t: t.ops_per_second)[len(times) // 2]
         for name, times in runs.items()
     }
-    return {"trace": trace.name, "capacity": capacity, "timings": timings, "audit": audit}
+    return TraceComparison(trace.name, capacity, timings, audit)

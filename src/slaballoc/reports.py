@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from .bench import SCENARIOS, SeedComparison
-from .replay import Audit, Timing
+from .replay import TraceComparison
 from .scaling import ScalingRow
 from .tables import format_table
 
@@ -113,16 +112,15 @@ def scaling_table(rows: Sequence[ScalingRow]) -> str:
 _SHORT_NAMES = {"multiprocessing.heap": "mp.heap", "seed algorithm": "seed"}
 
 
-def replay_table(results: Sequence[Mapping[str, Any]]) -> str:
+def replay_table(results: Sequence[TraceComparison]) -> str:
     """One row per trace: our speed, the peers' and the memory figures."""
-    peers = list(dict.fromkeys(name for r in results for name in r["timings"] if name != "ours"))
+    peers = list(dict.fromkeys(name for r in results for name in r.timings if name != "ours"))
     rows = []
     for r in results:
-        ours: Timing = r["timings"]["ours"]
-        audit: Audit = r["audit"]
-        row: list[object] = [r["trace"], f"{audit.ops:,}", f"{ours.ops_per_second:,.0f}"]
+        ours, audit = r.timings["ours"], r.audit
+        row: list[object] = [r.trace, f"{audit.ops:,}", f"{ours.ops_per_second:,.0f}"]
         for name in peers:
-            timing: Timing | None = r["timings"].get(name)
+            timing = r.timings.get(name)
             if timing is None:
                 row += ["-", "-"]
                 continue
@@ -145,6 +143,6 @@ def replay_table(results: Sequence[Mapping[str, Any]]) -> str:
         headers += [f"{short} ops/s", f"ours/{short}"]
     headers += ["peak live B", "high-water B", "utilization", "failed", "realloc moves"]
     text = format_table(headers, rows)
-    if any(not t.finished for r in results for t in r["timings"].values()):
+    if any(not t.finished for r in results for t in r.timings.values()):
         text += "\n* stopped at its time budget; ops/s over the operations it did"
     return text

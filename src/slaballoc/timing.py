@@ -7,7 +7,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 
-__all__ = ["Progress", "interleaved", "no_progress"]
+__all__ = ["Progress", "interleaved", "no_progress", "timed"]
 
 #: Told (done, total, label) as a long run goes on.
 Progress = Callable[[int, int, str], None]
