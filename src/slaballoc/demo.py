@@ -93,14 +93,11 @@ class Demo:
         self.slab = self.kind.make(fast)
         return self.slab
 
-    def alloc(self, size: int, slab: Allocator | None = None) -> memoryview:
+    def alloc(self, size: int) -> memoryview:
         """Allocate ``size`` bytes (a slot, for the fixed-size slabs) and print the call."""
-        slab = slab or self.slab
-        if isinstance(slab, DynamicSlab):
-            view, call = slab.alloc(size), f"alloc({size})"
-        else:
-            view, call = slab.alloc(), "alloc()"
-        self.show(call, self.describe(view, slab))
+        slab = self.slab
+        view = slab.alloc(size) if isinstance(slab, DynamicSlab) else slab.alloc()
+        self.show(self.request(size), self.describe(view))
         return view
 
     def request(self, size: int) -> str:
@@ -138,9 +135,8 @@ class Demo:
             raise DemoFailedError(f"{self.kind.name}: expected {claim}")
         self.say(f"ok: {claim}")
 
-    def describe(self, view: memoryview, slab: Allocator | None = None) -> str:
-        slab = slab or self.slab
-        return f"{len(view)}-byte block at offset {slab.offset_of(view)}"
+    def describe(self, view: memoryview) -> str:
+        return f"{len(view)}-byte block at offset {self.slab.offset_of(view)}"
 
     def snapshot(self) -> tuple[object, ...]:
         """Everything an error must leave unchanged: the blocks and the bytes."""
