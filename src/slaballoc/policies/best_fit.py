@@ -236,7 +236,15 @@ class BestFit:
         return self._top
 
     def stats(self) -> ArenaStats:
-        """A snapshot of the memory's use.  O(log n)."""
+        """A snapshot of the memory's use.  O(log n).
+
+        >>> heap = BestFit(256)
+        >>> first, _ = heap.allocate(64), heap.allocate(64)
+        >>> _ = heap.release(first)
+        >>> stats = heap.stats()
+        >>> stats.used, stats.free_blocks, stats.largest_free, round(stats.fragmentation, 3)
+        (64, 2, 128, 0.333)
+        """
         free, largest = self.free, self.largest_free
         return ArenaStats(
             capacity=self.capacity,
@@ -252,7 +260,14 @@ class BestFit:
         return len(self._used)
 
     def free_sizes(self) -> list[int]:
-        """The size of every free block, in no particular order.  O(free blocks)."""
+        """The size of every free block, in no particular order.  O(free blocks).
+
+        >>> heap = BestFit(256)
+        >>> first, _ = heap.allocate(64), heap.allocate(64)
+        >>> _ = heap.release(first)
+        >>> sorted(heap.free_sizes())
+        [64, 128]
+        """
         sizes = list(self._free_at.values())
         if self._top < self.capacity:
             sizes.append(self.capacity - self._top)
@@ -267,7 +282,12 @@ class BestFit:
         return iter(sorted(live + free))
 
     def check(self) -> None:
-        """Verify every invariant; raise :class:`InvariantError` on any fault.  O(n log n)."""
+        """Verify every invariant; raise :class:`InvariantError` on any fault.  O(n log n).
+
+        >>> heap = BestFit(256)
+        >>> _ = heap.allocate(10)
+        >>> heap.check()  # silent when all is well
+        """
         expected_offset = 0
         previous_free = False
         for block in self.blocks():

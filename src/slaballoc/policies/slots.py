@@ -94,7 +94,12 @@ class SlotPolicy:
         return self.slot_size
 
     def size_of(self, offset: int) -> int:
-        """The size of the slot at ``offset``: always ``slot_size``.  O(1)."""
+        """The size of the slot at ``offset``: always ``slot_size``.  O(1).
+
+        >>> from slaballoc import FreeList
+        >>> FreeList(capacity=256, slot_size=32).size_of(64)
+        32
+        """
         self._slot_at(offset)
         return self.slot_size
 
@@ -116,7 +121,14 @@ class SlotPolicy:
         return self.slot_size if len(self) < self.slot_count else 0
 
     def stats(self) -> ArenaStats:
-        """A snapshot of the memory's use.  O(1)."""
+        """A snapshot of the memory's use.  O(1).
+
+        >>> from slaballoc import FreeList
+        >>> slots = FreeList(capacity=256)
+        >>> _ = slots.allocate()
+        >>> slots.stats().live_blocks, slots.stats().free_blocks
+        (1, 3)
+        """
         live = len(self)
         return ArenaStats(
             capacity=self.capacity,
@@ -132,22 +144,45 @@ class SlotPolicy:
         raise NotImplementedError
 
     def free_slots(self) -> set[int]:
-        """The offsets of the free slots.  O(n)."""
+        """The offsets of the free slots.  O(n).
+
+        >>> from slaballoc import LinearSearch
+        >>> slots = LinearSearch(capacity=192)
+        >>> _ = slots.allocate()
+        >>> sorted(slots.free_slots())
+        [64, 128]
+        """
         raise NotImplementedError
 
     def free_sizes(self) -> list[int]:
-        """The size of every free block: one slot each.  O(1) per free slot."""
+        """The size of every free block: one slot each.  O(1) per free slot.
+
+        >>> from slaballoc import FreeList
+        >>> FreeList(capacity=128).free_sizes()
+        [64, 64]
+        """
         return [self.slot_size] * (self.slot_count - len(self))
 
     def blocks(self) -> Iterator[Block]:
-        """Every slot in address order, live or free.  O(n)."""
+        """Every slot in address order, live or free.  O(n).
+
+        >>> from slaballoc import FreeList
+        >>> slots = FreeList(capacity=128)
+        >>> _ = slots.allocate()
+        >>> list(slots.blocks())
+        [Block(offset=0, size=64, live=True), Block(offset=64, size=64, live=False)]
+        """
         free = self.free_slots()
         size = self.slot_size
         for offset in range(0, self.capacity, size):
             yield Block(offset, size, offset not in free)
 
     def check(self) -> None:
-        """Verify the bookkeeping; raise :class:`~slaballoc.errors.InvariantError`.  O(n)."""
+        """Verify the bookkeeping; raise :class:`~slaballoc.errors.InvariantError`.  O(n).
+
+        >>> from slaballoc import FreeList
+        >>> FreeList(capacity=128).check()  # silent when all is well
+        """
         free = self.free_slots()
         if len(free) + len(self) != self.slot_count:
             raise InvariantError(
