@@ -18,11 +18,21 @@ __all__ = ["FreeListSlab", "LinearSlab"]
 
 
 class _SlotArena(Arena):
-    """A fixed-size slab: the memory layer over a slot policy."""
+    """A fixed-size slab: the memory layer over the slot policy a subclass names."""
 
     __slots__ = ("_cache", "_cached_ids", "_slot_size", "_slots")
+    _placement: type[SlotPolicy]
 
-    def __init__(self, slots: SlotPolicy, memory: memoryview, *, fast: bool) -> None:
+    def __init__(
+        self,
+        capacity: int | None = None,
+        *,
+        slot_size: int = 64,
+        buffer: Buffer | None = None,
+        fast: bool = False,
+    ) -> None:
+        memory = open_memory(capacity, buffer)
+        slots = self._placement(memory.nbytes, slot_size)
         super().__init__(slots, slots.take, slots.put, memory, fast=fast)
         self._slots = slots
         self._slot_size = slots.slot_size
@@ -138,17 +148,7 @@ class LinearSlab(_SlotArena):
     """
 
     __slots__ = ()
-
-    def __init__(
-        self,
-        capacity: int | None = None,
-        *,
-        slot_size: int = 64,
-        buffer: Buffer | None = None,
-        fast: bool = False,
-    ) -> None:
-        memory = open_memory(capacity, buffer)
-        super().__init__(LinearSearch(memory.nbytes, slot_size), memory, fast=fast)
+    _placement = LinearSearch
 
 
 class FreeListSlab(_SlotArena):
@@ -166,14 +166,4 @@ class FreeListSlab(_SlotArena):
     """
 
     __slots__ = ()
-
-    def __init__(
-        self,
-        capacity: int | None = None,
-        *,
-        slot_size: int = 64,
-        buffer: Buffer | None = None,
-        fast: bool = False,
-    ) -> None:
-        memory = open_memory(capacity, buffer)
-        super().__init__(FreeList(memory.nbytes, slot_size), memory, fast=fast)
+    _placement = FreeList
