@@ -24,7 +24,8 @@ with indexes, so that no operation looks at more than a handful of blocks:
 Merged-away blocks are not dug out of their bin's heap: their entries go stale
 and are skipped when they surface (a heap entry is valid while ``_free_at``
 still maps that offset to that size).  A bin whose heap has grown mostly stale
-is rebuilt, so stale entries cost amortised O(1).
+is rebuilt (a sort of its valid entries, paid for by the pushes since the
+last rebuild), so stale entries cost amortised O(log n).
 """
 
 from __future__ import annotations
