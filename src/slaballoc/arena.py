@@ -329,6 +329,11 @@ class Arena:
         )
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{len(self._live)} live blocks"
+        if self._closed:
+            return f"<{type(self).__name__} closed>"
+        live = len(self._live)
         mode = ", fast" if self._fast else ""
-        return f"<{type(self).__name__} {state}, {self.used}/{self.capacity} B used{mode}>"
+        return (
+            f"<{type(self).__name__} {live} live block{'' if live == 1 else 's'}, "
+            f"{self.used}/{self.capacity} B used{mode}>"
+        )
