@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from slaballoc import cli
-from slaballoc.bench import (
+from slaballoc.tools import cli
+from slaballoc.tools.bench import (
     CONTENDERS,
     SCENARIOS,
     Size,
@@ -17,7 +17,7 @@ from slaballoc.bench import (
     measure_pairs,
     run_comparison,
 )
-from slaballoc.scaling import run_scaling
+from slaballoc.tools.scaling import run_scaling
 
 TINY = Size("tiny", 32, 0.9, 200, 1)
 

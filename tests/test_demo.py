@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from slaballoc import FreeList, cli
-from slaballoc.demo import KINDS, SCENARIOS, DemoFailedError, run_demo
+from slaballoc import FreeList
+from slaballoc.tools import cli
+from slaballoc.tools.demo import KINDS, SCENARIOS, DemoFailedError, run_demo
 
 
 @pytest.mark.parametrize("name", list(KINDS))

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from slaballoc.page import replay_page
-from slaballoc.recording import record_replay
+from slaballoc.tools.page import replay_page
+from slaballoc.tools.recording import record_replay
 from test_replay import random_trace
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

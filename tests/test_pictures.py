@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
-from slaballoc import Block, DynamicSlab, cli
-from slaballoc.bench import Size, run_comparison
-from slaballoc.demo import KINDS, run_demo
-from slaballoc.plots import PlottingUnavailableError, plot_comparison, plot_replay
-from slaballoc.recording import record_replay
-from slaballoc.render import svg_map, text_map, use_colour
+from slaballoc import Block, DynamicSlab
+from slaballoc.tools import cli
+from slaballoc.tools.bench import Size, run_comparison
+from slaballoc.tools.demo import KINDS, run_demo
+from slaballoc.tools.plots import PlottingUnavailableError, plot_comparison, plot_replay
+from slaballoc.tools.recording import record_replay
+from slaballoc.tools.render import svg_map, text_map, use_colour
 from test_replay import random_trace
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from slaballoc import DynamicSlab, cli
-from slaballoc.peers import DynamicContender, MultiprocessingHeap, find_seed_port, load_seed_port
-from slaballoc.replay import (
+from slaballoc import DynamicSlab
+from slaballoc.tools import cli
+from slaballoc.tools.peers import DynamicContender, MultiprocessingHeap, SeedDynamic
+from slaballoc.tools.replay import (
     Contender,
     audit_replay,
     capacity_for,
@@ -18,7 +19,7 @@ from slaballoc.replay import (
     pattern,
     time_replay,
 )
-from slaballoc.traces import Trace, parse_trace
+from slaballoc.tools.traces import Trace, parse_trace
 
 
 def random_trace(ops: int = 3000, seed: int = 7) -> Trace:
@@ -81,9 +82,7 @@ def test_every_contender_replays_the_same_trace() -> None:
     trace = random_trace(1500)
     capacity = capacity_for(trace)
     contenders: list[Contender] = [DynamicContender(capacity), MultiprocessingHeap()]
-    seed_path = find_seed_port()
-    assert seed_path is not None, "benchmarks/seed_dynamic.py should be in the source tree"
-    contenders.append(load_seed_port(seed_path)(capacity))
+    contenders.append(SeedDynamic(capacity))
     for contender in contenders:
         timing = time_replay(trace, contender)
         assert (timing.ops, timing.failed, timing.finished) == (len(trace), 0, True)
@@ -93,9 +92,7 @@ def test_every_contender_replays_the_same_trace() -> None:
 def test_the_seed_port_places_blocks_exactly_as_dynamic_slab() -> None:
     trace = random_trace(2000, seed=3)
     capacity = capacity_for(trace)
-    seed_path = find_seed_port()
-    assert seed_path is not None
-    seed = load_seed_port(seed_path)(capacity)
+    seed = SeedDynamic(capacity)
     ours = DynamicContender(capacity)
     views_seed: dict[int, memoryview] = {}
     views_ours: dict[int, memoryview] = {}

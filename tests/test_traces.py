@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from slaballoc.traces import ALLOC, FREE, REALLOC, TraceFormatError, parse_trace, read_trace
+from slaballoc.tools.traces import ALLOC, FREE, REALLOC, TraceFormatError, parse_trace, read_trace
 
 SHARED_TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 

@@ -7,8 +7,7 @@ lowest address, so it places every block exactly where ``DynamicSlab`` does;
 only the cost differs.  JavaScript finds a view's block by ``byteOffset``;
 a memoryview has no such field, so the port keeps a dict from view to block.
 
-Not part of the package: ``slaballoc replay`` and ``slaballoc bench scaling``
-load it from here when the source tree is present.
+``slaballoc replay`` and ``slaballoc bench --scaling`` measure it beside ours.
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from .dynamic import DynamicSlab
-from .errors import OutOfMemoryError
-from .peers import DynamicContender, MultiprocessingHeap, find_seed_port, load_seed_port
-from .sizes import round_up
+from ..dynamic import DynamicSlab
+from ..errors import OutOfMemoryError
+from ..sizes import round_up
+from .peers import DynamicContender, MultiprocessingHeap, SeedDynamic
 from .timing import Progress, no_progress
 from .traces import ALLOC, FREE, Trace
 
@@ -288,10 +288,8 @@ def compare_on_trace(
     if "mp" in peers:
         makers["multiprocessing.heap"] = MultiprocessingHeap
         budgets["multiprocessing.heap"] = None
-    seed_path = find_seed_port() if "seed" in peers else None
-    if seed_path is not None:
-        seed_class = load_seed_port(seed_path)
-        makers["seed algorithm"] = lambda: seed_class(capacity, alignment)
+    if "seed" in peers:
+        makers["seed algorithm"] = lambda: SeedDynamic(capacity, alignment)
         budgets["seed algorithm"] = seed_budget
     runs: dict[str, list[Timing]] = {name: [] for name in makers}
     total = repeats * len(makers) + 1

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from .slabs import FreeListSlab, LinearSlab
+from ..slabs import FreeListSlab, LinearSlab
 from .timing import Progress, interleaved, no_progress, timed
 
 __all__ = [

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .peers import DynamicContender, MultiprocessingHeap, find_seed_port, load_seed_port
-from .slabs import FreeListSlab
+from ..slabs import FreeListSlab
+from .peers import DynamicContender, MultiprocessingHeap, SeedDynamic
 from .timing import Progress, interleaved, no_progress
 
 __all__ = ["LIVE_COUNTS", "ScalingRow", "run_scaling"]
@@ -84,15 +84,12 @@ class _FixedSlabContender:
 
 def _contenders(live: int) -> dict[str, Callable[[int], Any]]:
     slot = 4096 if live <= _LARGE_SIZES_UP_TO else 256
-    contenders: dict[str, Callable[[int], Any]] = {
+    return {
         "FreeListSlab": lambda _: _FixedSlabContender((live + 1) * slot, slot),
         "DynamicSlab": DynamicContender,
         "multiprocessing.heap": lambda _: MultiprocessingHeap(),
+        "seed algorithm": SeedDynamic,
     }
-    seed_port = find_seed_port()
-    if seed_port is not None:
-        contenders["seed algorithm"] = load_seed_port(seed_port)
-    return contenders
 
 
 def run_scaling(

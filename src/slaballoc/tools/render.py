@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TextIO
 from xml.sax.saxutils import escape
 
-from .policies.blocks import Block
+from ..policies.blocks import Block
 
 __all__ = ["FREE", "LIVE", "MIXED", "block_list", "svg_map", "text_map", "use_colour"]
 

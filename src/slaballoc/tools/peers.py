@@ -5,21 +5,19 @@
   Python user has today for variable-size blocks in shared memory.  Each block
   gets the memoryview that ``multiprocessing.sharedctypes`` makes of it, so
   that both sides hand out usable buffers; realloc is malloc, copy, free.
-* The seed's own algorithm, ported as plainly as possible, lives in the
-  source tree's ``benchmarks/seed_dynamic.py`` (not in the package) and is
-  loaded from there by :func:`load_seed_port` when it is present.
+* :class:`~slaballoc.tools.seed_port.SeedDynamic`: the seed's own algorithm,
+  ported as plainly as possible (its own module).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from multiprocessing.heap import Heap
-from pathlib import Path
 from typing import Any
 
-from .dynamic import DynamicSlab
+from ..dynamic import DynamicSlab
+from .seed_port import SeedDynamic
 
-__all__ = ["DynamicContender", "MultiprocessingHeap", "find_seed_port", "load_seed_port"]
+__all__ = ["DynamicContender", "MultiprocessingHeap", "SeedDynamic"]
 
 _Block = tuple[tuple[Any, int, int], memoryview]
 
@@ -59,23 +57,3 @@ class MultiprocessingHeap:
         new[1][:keep] = handle[1][:keep]
         self.free(handle)
         return new
-
-
-def find_seed_port() -> Path | None:
-    """Where ``benchmarks/seed_dynamic.py`` is: beside an editable install, or below the cwd."""
-    candidates = [
-        Path(__file__).resolve().parents[2] / "benchmarks" / "seed_dynamic.py",
-        Path.cwd() / "benchmarks" / "seed_dynamic.py",
-    ]
-    return next((path for path in candidates if path.is_file()), None)
-
-
-def load_seed_port(path: Path) -> type[Any]:
-    """Import the seed port's ``SeedDynamic`` contender class from ``path``."""
-    spec = importlib.util.spec_from_file_location("slaballoc_seed_port", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the seed port from {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    contender: type[Any] = module.SeedDynamic
-    return contender

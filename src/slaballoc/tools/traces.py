@@ -77,10 +77,10 @@ def parse_trace(text: str, name: str = "<trace>") -> Trace:
     >>> trace = parse_trace("0\\n2\\n4\\n1\\na 0 16\\na 1 8\\nr 0 32\\nf 0\\n")
     >>> len(trace), trace.id_count, list(trace.sizes)
     (4, 2, [16, 8, 32, 0])
-    >>> parse_trace("0\\n1\\n1\\n1\\nx 0 16\\n", name="bad.rep")
+    >>> parse_trace("0\\n1\\n1\\n1\\nx 0 16\\n", name="bad.rep")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    slaballoc.traces.TraceFormatError: bad.rep, line 5: unknown operation 'x' (expected a, f or r)
+    slaballoc.tools.traces.TraceFormatError: bad.rep, line 5: unknown operation 'x' (expected ...)
     """
     numbered = ((n, line.split()) for n, line in enumerate(text.splitlines(), start=1))
     nonblank = ((n, fields) for n, fields in numbered if fields)

@@ -18,9 +18,9 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-from .dynamic import DynamicSlab
+from ..dynamic import DynamicSlab
+from ..sizes import round_up
 from .replay import capacity_for
-from .sizes import round_up
 from .traces import ALLOC, FREE, Trace
 
 __all__ = ["Frame", "Recording", "record_replay"]

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import TextIO, TypeVar
 
-from .dynamic import DynamicSlab
-from .errors import DoubleFreeError, InvalidFreeError, OutOfMemoryError, SlabError
+from ..dynamic import DynamicSlab
+from ..errors import DoubleFreeError, InvalidFreeError, OutOfMemoryError, SlabError
+from ..slabs import FreeListSlab, LinearSlab
 from .render import block_list, text_map
-from .slabs import FreeListSlab, LinearSlab
 
 __all__ = ["KINDS", "SCENARIOS", "Demo", "DemoFailedError", "Kind", "run_demo", "state_after"]
 

@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .. import __version__
 from .demo import KINDS, SCENARIOS, DemoFailedError, run_demo, state_after
 from .render import svg_map, use_colour
 from .timing import Progress, no_progress
@@ -133,18 +133,11 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _replay(args: argparse.Namespace) -> int:
     from . import reports
-    from .peers import find_seed_port
     from .replay import compare_on_trace
     from .traces import TraceFormatError, read_trace
 
     progress = _progress(args)
     peers = args.peers
-    if "seed" in peers and find_seed_port() is None:
-        print(
-            "slaballoc replay: the seed's algorithm (benchmarks/seed_dynamic.py) is not here: "
-            "run from the source tree to compare with it",
-            file=sys.stderr,
-        )
     results = []
     many = len(args.traces) > 1
     for path in args.traces:
