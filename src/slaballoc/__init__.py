@@ -11,7 +11,7 @@ Their placement algorithms work on integer offsets and are usable on their own:
 see :mod:`slaballoc.policies`.  Every error is in :mod:`slaballoc.errors`.
 """
 
-from .arena import Arena
+from .allocator import BlockAllocator
 from .dynamic import DEFAULT_ALIGNMENT, DynamicSlab
 from .errors import (
     AllocatorClosedError,
@@ -35,10 +35,10 @@ __all__ = [
     "DEFAULT_ALIGNMENT",
     "DEFAULT_CAPACITY",
     "AllocatorClosedError",
-    "Arena",
     "ArenaStats",
     "BestFit",
     "Block",
+    "BlockAllocator",
     "DoubleFreeError",
     "DynamicSlab",
     "FreeList",
