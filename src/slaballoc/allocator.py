@@ -43,8 +43,8 @@ _Self = TypeVar("_Self", bound="BlockAllocator")
 
 #: What still exports a view when it cannot be released, and what to do.
 _EXPORTED = (
-    "something still exports its view (pickle.PickleBuffer(view), numpy.frombuffer(view), "
-    "a readinto/recv_into in progress in another thread...); nothing was changed: "
+    "something still exports its view (pickle.PickleBuffer(view), a readinto/recv_into "
+    "in progress in another thread...); nothing was changed: "
     "release that export or let the I/O finish, then try again"
 )
 
@@ -308,13 +308,21 @@ class BlockAllocator:
         """Verify every invariant of the policy and of the live views.
 
         Raises :class:`~slaballoc.errors.InvariantError` describing the first
-        fault found.  O(n log n); meant for tests and debugging.
+        fault found, and :class:`~slaballoc.errors.AllocatorClosedError` after
+        :meth:`close` (there is nothing left to check).  A live block whose view
+        its owner released (``with slab.alloc() as view:``) is fine: it stays
+        live until freed.  O(n log n); meant for tests and debugging.
 
         >>> from slaballoc import DynamicSlab
         >>> slab = DynamicSlab()
         >>> _ = slab.alloc(10)
         >>> slab.check()  # silent when all is well
         """
+        with self._lock:
+            self._require_open()
+            self._check()
+
+    def _check(self) -> None:
         self._policy.check()
         if len(self._live) != len(self._policy):
             raise InvariantError(
@@ -323,7 +331,9 @@ class BlockAllocator:
         for key, (offset, view) in self._live.items():
             if key != id(view):
                 raise InvariantError(f"the view of offset {offset} is filed under a wrong id")
-            if not self._fast and view.obj is not self._memory.obj:
+            if _is_released(view):
+                continue
+            if view.obj is not self._memory.obj:
                 raise InvariantError(f"the view of offset {offset} is not a view of this memory")
             if self._policy.size_of(offset) < view.nbytes:
                 raise InvariantError(f"the view of offset {offset} is larger than its block")
