@@ -66,8 +66,11 @@ class _SlotAllocator(BlockAllocator):
         ...
         slaballoc.errors.OutOfMemoryError: all 2 slots of 64 bytes are in use: ...
         """
-        with self._lock:
+        self._lock_acquire()
+        try:
             return self._alloc()
+        finally:
+            self._lock_release()
 
     def _alloc(self) -> memoryview:
         try:
