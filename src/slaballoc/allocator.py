@@ -113,7 +113,8 @@ class BlockAllocator:
         self._lock_release = self._lock.release
         if not thread_safe:
             # An instance attribute shadows the locking method: a call goes straight
-            # to the body, as fast as before the lock existed.
+            # to the body.  (Bound methods make a reference cycle: such an allocator
+            # is freed by the garbage collector, so close() it to let go of a buffer.)
             for name in self._UNLOCKED_SHORTCUTS:
                 self.__dict__[name] = getattr(self, "_" + name)
 
@@ -248,7 +249,15 @@ class BlockAllocator:
 
     @property
     def thread_safe(self) -> bool:
-        """True unless made with ``thread_safe=False`` (``alloc``/``free`` skip the lock)."""
+        """True unless made with ``thread_safe=False``.
+
+        Then ``alloc``, ``free`` (and ``realloc``) skip the lock, for a
+        single-threaded program's speed; the other methods still take it.
+
+        >>> from slaballoc import FreeListSlab
+        >>> FreeListSlab().thread_safe, FreeListSlab(thread_safe=False).thread_safe
+        (True, False)
+        """
         return "free" not in self.__dict__
 
     @property
