@@ -212,14 +212,16 @@ class BlockAllocator:
     @property
     def used(self) -> int:
         """Bytes handed out (for variable sizes, alignment padding included)."""
-        self._require_open()
-        return self._policy.used
+        with self._lock:
+            self._require_open()
+            return self._policy.used
 
     @property
     def largest_free(self) -> int:
         """The largest block that could be allocated now."""
-        self._require_open()
-        return self._policy.largest_free
+        with self._lock:
+            self._require_open()
+            return self._policy.largest_free
 
     @property
     def unmanaged(self) -> int:
