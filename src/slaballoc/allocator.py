@@ -375,8 +375,9 @@ class BlockAllocator:
         :class:`~slaballoc.errors.BlockInUseError` is raised and the allocator
         stays open with every block live.  A memoryview cannot be un-released,
         so the views released before the exported one was met stay released
-        (their blocks stay live: free them as usual); release exports before
-        closing.
+        (their blocks stay live: free them as usual), and ``memory`` is a new
+        view of the same bytes; release exports before closing.  If
+        ``memory`` itself is exported, nothing at all changes.
 
         >>> import mmap
         >>> from slaballoc import FreeListSlab
