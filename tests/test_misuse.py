@@ -72,9 +72,16 @@ def test_free_during_a_threads_readinto_waits_for_the_io(make: Make) -> None:
     block = take(allocator, 16)
     read_end, write_end = os.pipe()
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
-        reader = threading.Thread(target=pipe.readinto, args=(block,))
+        reading = threading.Event()
+
+        def read() -> None:
+            reading.set()
+            pipe.readinto(block)
+
+        reader = threading.Thread(target=read)
         reader.start()
-        time.sleep(0.2)  # until readinto blocks on the empty pipe, holding an export of the view
+        assert reading.wait(timeout=30)
+        time.sleep(0.2)  # readinto is now blocked on the empty pipe, holding an export of the view
         try:
             before = state(allocator)
             with pytest.raises(BlockInUseError):
