@@ -155,10 +155,10 @@ function drawMap() {
   if (blocks.length <= 3000) drawBlockEdges(ctx, blocks);
   drawGutter(ctx);
   const hw = F.highWater[current];
-  if (hw >= start && hw < end) {  // the high-water mark: a red bar at its byte
-    const [x, y, h] = pixelBox(Math.floor((hw - start) / perPixel));
+  if (hw > start && hw <= end) {  // the high-water mark: a red bar just after its last byte
+    const [x, y, h] = pixelBox(Math.ceil((hw - start) / perPixel) - 1);
     ctx.fillStyle = PAL.highWater;
-    ctx.fillRect(x - 1, y, 3, h);
+    ctx.fillRect(x, y, 3, h);
   }
   outlineLastOperation(ctx);
   view.image = ctx.getImageData(0, 0, canvas.width, canvas.height);
@@ -277,8 +277,10 @@ function drawViewCounts(blocks) {
   }
   if (top > edge) { holes++; freeBytes += top - edge; largest = Math.max(largest, top - edge); }
   const above = end > top ? `; above the high-water mark, ${withUnits(end - top)} never used yet` : "";
-  $("view-counts").textContent = `In this view: ${fmt(blocks.length)} live blocks and ${fmt(holes)} free ` +
-    `block${holes === 1 ? "" : "s"} (holes) below the high-water mark, ${withUnits(freeBytes)} free, the largest ${withUnits(largest)}${above}. ` +
+  const count = (n, noun) => `${fmt(n)} ${noun}${n === 1 ? "" : "s"}`;
+  const largestHole = holes > 1 ? `, the largest ${withUnits(largest)}` : "";
+  $("view-counts").textContent = `In this view: ${count(blocks.length, "live block")} and ` +
+    `${count(holes, "free block")} (holes) below the high-water mark, ${withUnits(freeBytes)} free${largestHole}${above}. ` +
     `The "free blocks" counter counts the whole arena, the space above the high-water mark included.`;
   $("view-counts").dataset.holes = String(holes);
 }
@@ -450,8 +452,9 @@ function drawTimeline() {
   ctx.textBaseline = "middle";
   ctx.font = "12px system-ui, sans-serif";
   let x = CHART.left;
-  for (const [colour, label] of [[PAL.live, "live bytes"], [PAL.highWater, "high-water mark"],
-                                 [PAL.current, "now"]]) {
+  const legend = [[PAL.live, "live bytes"], [PAL.highWater, "high-water mark"], [PAL.current, "now"]];
+  canvas.dataset.legend = legend.map((entry) => entry[1]).join("|");
+  for (const [colour, label] of legend) {
     ctx.fillStyle = colour;
     ctx.fillRect(x, 10, 18, 3);
     ctx.fillStyle = "#222";
@@ -474,7 +477,7 @@ function drawHistogram() {
   const w = canvas.width, h = canvas.height, base = h - 40, left = 10;
   ctx.clearRect(0, 0, w, h);
   const counts = F.histogram[current], [low, high] = bucketRange;
-  const n = high - low + 1, top = Math.max(1, ...counts), bw = (w - left) / n;
+  const n = high - low + 1, top = Math.max(1, ...counts), bw = (w - left) / n, labels = [];
   ctx.font = "11px system-ui, sans-serif";
   ctx.textAlign = "center";
   ctx.textBaseline = "alphabetic";
@@ -487,11 +490,12 @@ function drawHistogram() {
     ctx.fillText(fmt(c), x + bw / 2, base - bh - 4);
     ctx.fillStyle = "#222";
     ctx.fillText(bytes(2 ** k), x + bw / 2, base + 14);
+    labels.push([bytes(2 ** k), c]);
   }
   ctx.fillStyle = "#222";
   ctx.fillRect(left, base, w - left, 1);
   ctx.fillText("free block size (at least)", w / 2, h - 6);
-  canvas.dataset.bars = String(n);
+  canvas.dataset.labels = JSON.stringify(labels);
 }
 
 // -- the frame on show ----------------------------------------------------------------------
@@ -504,8 +508,9 @@ function operationCard() {
   for (let i = start; i <= end; i++) {
     if (kinds[i] === ALLOC) allocs++; else if (kinds[i] === FREE) frees++; else resizes++;
   }
-  const parts = [`${fmt(allocs)} allocations`, `${fmt(frees)} frees`];
-  if (resizes) parts.push(`${fmt(resizes)} resizes`);
+  const count = (n, noun) => `${fmt(n)} ${noun}${n === 1 ? "" : "s"}`;
+  const parts = [count(allocs, "allocation"), count(frees, "free")];
+  if (resizes) parts.push(count(resizes, "resize"));
   return `Operations ${fmt(start + 1)} to ${fmt(end + 1)} of ${fmt(rec.ops)}: ${parts.join(", ")}. ` +
          `The last one: ${describe(end)}${placed(end)}`;
 }
