@@ -99,12 +99,20 @@ function layout(start, end) {
 }
 
 function hex(c) { return [1, 3, 5].map((k) => parseInt(c.slice(k, k + 2), 16)); }
-const RGB = { live: hex(PAL.live), low: hex(PAL.partialLow), high: hex(PAL.partialHigh),
-              free: hex(PAL.free) };
-function shareRGB(share) {
-  if (share <= 1e-9) return RGB.free;
-  if (share >= 1 - 1e-9) return RGB.live;
-  return RGB.low.map((a, k) => Math.round(a + (RGB.high[k] - a) * share));
+// The colour of a pixel by the share of its bytes that is live, in 256 steps, as the canvas's
+// 32-bit RGBA words: step 0 is free, 255 all live, anything between a paler green.
+const SHADES = new Uint32Array(256);
+{
+  const rgba = ([r, g, b]) => new Uint32Array(new Uint8Array([r, g, b, 255]).buffer)[0];
+  const low = hex(PAL.partialLow), high = hex(PAL.partialHigh);
+  for (let k = 1; k < 255; k++) SHADES[k] = rgba(low.map((a, c) => Math.round(a + (high[c] - a) * k / 255)));
+  SHADES[0] = rgba(hex(PAL.free));
+  SHADES[255] = rgba(hex(PAL.live));
+}
+function shade(share) {
+  if (share <= 1e-9) return 0;
+  if (share >= 1 - 1e-9) return 255;
+  return Math.min(254, Math.max(1, Math.round(share * 255)));
 }
 
 function liveBlocksIn(start, end) {
@@ -139,17 +147,12 @@ function drawMap() {
   }
   ctx.fillStyle = "#ffffff";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  const image = ctx.createImageData(MAP_W, rows * rowH);
+  const image = ctx.createImageData(MAP_W, rows * rowH), words = new Uint32Array(image.data.buffer);
   const gap = rowH >= 8 ? 1 : 0;  // tall rows get a white line between them, to read as rows
-  const usable = (end - start) / perPixel;
-  for (let p = 0; p < pixels; p++) {
-    if (p >= usable) break;
-    const [r, g, b] = shareRGB(share[p]);
-    const x = p % MAP_W, row = Math.floor(p / MAP_W);
-    for (let y = row * rowH; y < (row + 1) * rowH - gap; y++) {
-      const k = 4 * (y * MAP_W + x);
-      image.data[k] = r; image.data[k + 1] = g; image.data[k + 2] = b; image.data[k + 3] = 255;
-    }
+  const usable = Math.min(pixels, Math.ceil((end - start) / perPixel));
+  for (let p = 0; p < usable; p++) {
+    const colour = SHADES[shade(share[p])], x = p % MAP_W, row = (p - x) / MAP_W;
+    for (let y = row * rowH, stop = (row + 1) * rowH - gap; y < stop; y++) words[y * MAP_W + x] = colour;
   }
   ctx.putImageData(image, GUTTER, 0);
   if (blocks.length <= 3000) drawBlockEdges(ctx, blocks);
@@ -161,7 +164,7 @@ function drawMap() {
     ctx.fillRect(x, y, 3, h);
   }
   outlineLastOperation(ctx);
-  view.image = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  view.image = null;  // taken when a drag starts, to draw the selection over
   canvas.dataset.drawn = String(blocks.length);
   canvas.dataset.perPixel = String(perPixel);
   drawViewCounts(blocks);
@@ -194,23 +197,38 @@ function drawBlockEdges(ctx, blocks) {
   }
   if (rowH < 14) return;
   const sorted = blocks.slice().sort((p, q) => p[0] - q[0]);
-  let end = view.start;
-  const label = (offset, size, colour) => {
+  // A hole or block cut by the view's edges is labelled with its whole size.
+  const [before, after] = edges(view.start, view.end);
+  let end = before;
+  const label = (offset, size, colour, suffix = "") => {
     let widest = null;
     pieces(offset, size, (a, b) => { if (!widest || b - a > widest[1] - widest[0]) widest = [a, b]; });
-    const text = bytes(size);
+    const text = bytes(size) + suffix;
     if (!widest || widest[1] - widest[0] < ctx.measureText(text).width + 6) return;
     const [x, y] = pixelBox(Math.floor(widest[0]));
     ctx.fillStyle = colour;
     ctx.fillText(text, x + (widest[1] - widest[0]) / 2, y + rowH / 2);
   };
-  const top = Math.min(view.end, F.highWater[current]);
+  const top = Math.min(after, F.highWater[current]);
   for (const [offset, size] of sorted) {
-    if (offset > end) label(end, offset - end, "#333");
+    if (offset > end) label(end, offset - end, "#333", " free");
     label(offset, size, "#fff");
     end = Math.max(end, offset + size);
   }
-  if (top > end) label(end, top - end, "#333");
+  if (top > end) label(end, top - end, "#333", " free");
+}
+
+function edges(start, end) {
+  // The end of the last live block before ``start`` and the start of the first after ``end``.
+  let before = 0, after = Infinity;
+  for (let id = 0; id < blockOp.length; id++) {
+    const op = blockOp[id];
+    if (op < 0) continue;
+    const o = offsets[op], e = o + blockSize(op);
+    if (e <= start && e > before) before = e;
+    if (o >= end && o < after) after = o;
+  }
+  return [before, after];
 }
 
 function drawGutter(ctx) {
@@ -269,11 +287,14 @@ function drawViewCounts(blocks) {
   // Free blocks in view: the gaps between live blocks, up to the high-water mark.
   const { start, end } = view;
   const top = Math.min(end, F.highWater[current]);
-  const sorted = blocks.map((b) => [b[0], b[0] + b[1]]).sort((p, q) => p[0] - q[0]);
+  // Blocks never overlap, so their starts and their ends, each sorted, pair up in address order.
+  const starts = Float64Array.from(blocks, (b) => b[0]).sort();
+  const ends = Float64Array.from(blocks, (b) => b[0] + b[1]).sort();
   let edge = start, holes = 0, largest = 0, freeBytes = 0;
-  for (const [a, b] of sorted) {
+  for (let k = 0; k < starts.length; k++) {
+    const a = starts[k];
     if (a > edge && edge < top) { const gap = Math.min(a, top) - edge; holes++; freeBytes += gap; largest = Math.max(largest, gap); }
-    edge = Math.max(edge, b);
+    edge = Math.max(edge, ends[k]);
   }
   if (top > edge) { holes++; freeBytes += top - edge; largest = Math.max(largest, top - edge); }
   const above = end > top ? `; above the high-water mark, ${withUnits(end - top)} never used yet` : "";
@@ -317,14 +338,7 @@ function explain(byte) {
     if (byte >= hw) {
       lines.push(`<b>Free</b>: above the high-water mark (${fmt(hw)}); never used so far`);
     } else {
-      let below = 0, above = hw;
-      for (let id = 0; id < blockOp.length; id++) {
-        const op = blockOp[id];
-        if (op < 0) continue;
-        const o = offsets[op], e = o + blockSize(op);
-        if (e <= byte && e > below) below = e;
-        if (o > byte && o < above) above = o;
-      }
+      const [below, next] = edges(byte, byte + 1), above = Math.min(next, hw);
       lines.push(`<b>Free block (a hole)</b>: offsets ${fmt(below)} to ${fmt(above - 1)}, ${withUnits(above - below)}`);
     }
   }
@@ -334,7 +348,8 @@ function explain(byte) {
 let dragFrom = null;
 function selection(a, b) {  // redraw the map with bytes a..b shaded
   const ctx = $("map").getContext("2d");
-  ctx.putImageData(view.image, 0, 0);
+  if (!view.image) view.image = ctx.getImageData(0, 0, $("map").width, $("map").height);
+  else ctx.putImageData(view.image, 0, 0);
   ctx.fillStyle = "rgba(31, 95, 191, 0.35)";
   let p = Math.floor((Math.min(a, b) - view.start) / view.perPixel);
   const last = Math.floor((Math.max(a, b) - view.start) / view.perPixel);
