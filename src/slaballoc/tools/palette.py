@@ -22,10 +22,12 @@ __all__ = [
     "OWNERS",
     "PARTIAL_HIGH",
     "PARTIAL_LOW",
+    "SLAB_STATES",
     "TEXT",
     "owner_colour",
     "page_colours",
     "share_colour",
+    "text_on",
 ]
 
 LIVE = "#1e6b34"  # every byte live
@@ -69,6 +71,20 @@ def page_colours() -> dict[str, str]:
         "highWater": HIGH_WATER,
         "current": CURRENT,
     }
+
+
+#: Slab states: full like live memory, partial paler, empty a pale blue (held, but unused).
+SLAB_STATES = {"full": LIVE, "partial": PARTIAL_HIGH, "empty": "#d6e4f5"}
+
+
+def text_on(colour: str) -> str:
+    """Black or white, whichever reads better on ``colour`` (by its luminance).
+
+    >>> text_on(LIVE), text_on(FREE), text_on("#f0e442")
+    ('white', '#333', '#333')
+    """
+    red, green, blue = _rgb(colour)
+    return "#333" if 0.299 * red + 0.587 * green + 0.114 * blue > 150 else "white"
 
 
 def owner_colour(index: int) -> str:
