@@ -337,9 +337,8 @@ class _Canvas:
                 parts.append(_cut(x + w, y, text_colour))
             if not piece.first:
                 parts.append(_cut(x, y, text_colour))
-            text = label if piece.first else f"\u21aa {label}"  # the continuation says so
-            if not piece.last and piece.first:
-                text = f"{label} \u2192"
+            # A piece that goes on says so (→); one that continues from the row above, too (↪).
+            text = ("" if piece.first else "\u21aa ") + label + ("" if piece.last else " \u2192")
             if w > 7 * len(text) + 6:
                 parts.append(
                     f'<text x="{x + w / 2:.2f}" y="{y + _ROW_HEIGHT / 2 + 4}" '
