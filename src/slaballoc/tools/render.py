@@ -339,9 +339,11 @@ class _Canvas:
                 parts.append(_cut(x, y, text_colour))
             # A piece that goes on says so (→); one that continues from the row above, too (↪).
             text = ("" if piece.first else "\u21aa ") + label + ("" if piece.last else " \u2192")
-            if w > 7 * len(text) + 6:
+            # The label in normal type where it fits, in small type where only that fits.
+            size = 12 if w > 7 * len(text) + 6 else 9 if w > 5.2 * len(text) + 2 else 0
+            if size:
                 parts.append(
-                    f'<text x="{x + w / 2:.2f}" y="{y + _ROW_HEIGHT / 2 + 4}" '
+                    f'<text x="{x + w / 2:.2f}" y="{y + _ROW_HEIGHT / 2 + 4}" font-size="{size}" '
                     f'fill="{text_colour}" text-anchor="middle">{escape(text)}</text>'
                 )
         return parts
