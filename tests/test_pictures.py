@@ -157,7 +157,8 @@ def test_category_svg_map_colours_by_category() -> None:
         Region(512, 512, "partial", "64 B class, slab 1"),
         Region(1024, 512, "empty", "256 B class, slab 2"),
     ]
-    svg = category_svg_map(regions, 2048, title="slabs", colours=palette.SLAB_STATES)
+    svg = category_svg_map(regions, 2048, title="slabs", colours=palette.SLAB_STATES, unit="slab")
+    assert "full: 1 slab, 512 B" in _texts(svg)
     fills = {
         (r.find(f"{SVG}title").text or "").split(":")[0]: r.get("fill")  # type: ignore[union-attr]
         for r in ET.fromstring(svg).iter(f"{SVG}rect")

@@ -180,6 +180,7 @@ def category_text_map(
     cells: int = 64,
     colour: bool = False,
     categories: Sequence[str] | None = None,
+    unit: str = "block",
 ) -> str:
     """Draw memory by category: a letter per cell, then a key.  O(cells + regions).
 
@@ -188,6 +189,7 @@ def category_text_map(
     order; otherwise it is the order of first appearance), in lower case when
     part of the cell is free, ``.`` when all of it is free.  ``colour=True``
     adds a background colour per category (:data:`palette.ANSI_OWNERS`).
+    The key counts regions as ``unit`` (``"block"``; ``"slab"`` for a slab map).
 
     >>> regions = [Region(0, 64, "pid 10"), Region(64, 64, None), Region(128, 32, "pid 11")]
     >>> print(category_text_map(regions, 256, cells=8))
@@ -219,7 +221,7 @@ def category_text_map(
     key = []
     for index, category in enumerate(order):
         mine = [r for r in regions if r.category == category]
-        noun = "block" if len(mine) == 1 else "blocks"
+        noun = unit if len(mine) == 1 else f"{unit}s"
         key.append(
             f"{_letter(index)} = {category}: {len(mine)} {noun}, {sum(r.size for r in mine):,} B"
         )
@@ -513,6 +515,7 @@ def category_svg_map(
     row_bytes: int | None = None,
     categories: Sequence[str] | None = None,
     colours: Mapping[str, str] | None = None,
+    unit: str = "block",
 ) -> str:
     """An SVG drawing of memory by category: each region coloured by who or what holds it.
 
@@ -521,7 +524,8 @@ def category_svg_map(
     grey.  Colours are :data:`palette.OWNERS` in the order of ``categories``
     (by default, the order of first appearance) unless ``colours`` names
     them, e.g. :data:`palette.SLAB_STATES` for full, partial and empty slabs.
-    Each region shows its label (or its size) where it fits.  O(regions + rows).
+    Each region shows its label (or its size) where it fits; the legend counts
+    regions as ``unit`` (``"block"``, ``"slab"``...).  O(regions + rows).
 
     >>> svg = category_svg_map([Region(0, 64, "pid 7", "block 1"), Region(64, 64, None)], 256)
     >>> "pid 7: 1 block, 64 B" in svg and "block 1" in svg
@@ -533,7 +537,7 @@ def category_svg_map(
     legend = []
     for category in order:
         mine = [r for r in regions if r.category == category]
-        noun = "block" if len(mine) == 1 else "blocks"
+        noun = unit if len(mine) == 1 else f"{unit}s"
         total = sum(r.size for r in mine)
         legend.append((fill[category], f"{category}: {len(mine)} {noun}, {total:,} B", False))
     legend.append((palette.FREE, f"free: {capacity - held:,} B", False))
