@@ -260,6 +260,9 @@ def _check_map(driver: Any, recording: Recording, ops: int) -> None:
     assert _text(driver, "caption").startswith(f"Offsets 0 to {recording.span:,}: every byte")
     driver.find_element("id", "view-hw").click()
     assert "up to the high-water mark so far" in _text(driver, "caption")
+    last = recording.frames[-1]
+    holes = [b for b in recording.blocks_after(last.op) if not b.live and b.end <= last.high_water]
+    assert int(_data(driver, "view-counts", "holes")) == len(holes)
     whole = float(_data(driver, "map", "perPixel"))
 
     # Hover: the block under the mouse, its offset, size and the operation that made it.

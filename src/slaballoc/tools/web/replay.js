@@ -296,12 +296,16 @@ function drawViewCounts(blocks) {
     if (a > edge && edge < top) { const gap = Math.min(a, top) - edge; holes++; freeBytes += gap; largest = Math.max(largest, gap); }
     edge = Math.max(edge, ends[k]);
   }
+  // A hole that reaches the high-water mark is, to the allocator, part of one free block with
+  // all the space above it: the counter counts them as one.
+  const reachesTop = top > edge && top === F.highWater[current];
   if (top > edge) { holes++; freeBytes += top - edge; largest = Math.max(largest, top - edge); }
   const above = end > top ? `; above the high-water mark, ${withUnits(end - top)} never used yet` : "";
   const count = (n, noun) => `${fmt(n)} ${noun}${n === 1 ? "" : "s"}`;
   const largestHole = holes > 1 ? `, the largest ${withUnits(largest)}` : "";
+  const last = reachesTop ? " The last hole runs up to the high-water mark: the allocator counts it and the space above as one free block." : "";
   $("view-counts").textContent = `In this view: ${count(blocks.length, "live block")} and ` +
-    `${count(holes, "free block")} (holes) below the high-water mark, ${withUnits(freeBytes)} free${largestHole}${above}. ` +
+    `${count(holes, "free block")} (holes) below the high-water mark, ${withUnits(freeBytes)} free${largestHole}${above}.${last} ` +
     `The "free blocks" counter counts the whole arena, the space above the high-water mark included.`;
   $("view-counts").dataset.holes = String(holes);
 }
