@@ -274,6 +274,18 @@ def _check_map(driver: Any, recording: Recording, ops: int) -> None:
     assert f"offset {target.offset:,}, {target.size:,} bytes" in tip
     assert re.search(r"made by operation [\d,]+: (allocate|resize) block [\d,]+", tip)
     _shoot(driver, f"replay-{ops}-hover")
+    # The tooltip stays true when the frame changes under a still mouse.
+    driver.execute_script(
+        "const s = document.getElementById('scrub'); s.value = 0;"
+        "s.dispatchEvent(new Event('input'));"
+    )
+    assert recording.frames[0].high_water <= target.offset  # so, at frame 1, never used
+    assert "never used so far" in _text(driver, "tooltip")
+    driver.execute_script(
+        "const s = document.getElementById('scrub'); s.value = s.max;"
+        "s.dispatchEvent(new Event('input'));"
+    )
+    assert f"offset {target.offset:,}, {target.size:,} bytes" in _text(driver, "tooltip")
 
     # Drag across the map: the view zooms into those bytes, and the caption says so.
     _mouse(driver, "mousedown", x, y)

@@ -24,6 +24,8 @@ __all__ = [
     "PARTIAL_LOW",
     "SLAB_STATES",
     "TEXT",
+    "UNUSED",
+    "UNUSED_HATCH",
     "owner_colour",
     "page_colours",
     "share_colour",
@@ -34,6 +36,8 @@ LIVE = "#1e6b34"  # every byte live
 PARTIAL_HIGH = "#74b87f"  # nearly every byte live
 PARTIAL_LOW = "#cfe8c9"  # a few bytes live
 FREE = "#ececec"  # no byte live
+UNUSED = "#f7f7f7"  # never used yet (above the high-water mark): hatched with UNUSED_HATCH
+UNUSED_HATCH = "#d4d4d4"
 FREE_BAR = "#8a8f94"  # free blocks where they must stand out on white: bars of a chart
 LARGEST = "#c0392b"  # outline of the largest free block
 HIGH_WATER = "#c0392b"  # the highest byte ever used
@@ -68,6 +72,8 @@ def page_colours() -> dict[str, str]:
         "partialLow": PARTIAL_LOW,
         "free": FREE,
         "freeBar": FREE_BAR,
+        "unused": UNUSED,
+        "unusedHatch": UNUSED_HATCH,
         "highWater": HIGH_WATER,
         "current": CURRENT,
     }

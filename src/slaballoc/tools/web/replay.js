@@ -109,6 +109,8 @@ const SHADES = new Uint32Array(256);
   SHADES[0] = rgba(hex(PAL.free));
   SHADES[255] = rgba(hex(PAL.live));
 }
+const UNUSED = [hex(PAL.unused), hex(PAL.unusedHatch)].map(
+  ([r, g, b]) => new Uint32Array(new Uint8Array([r, g, b, 255]).buffer)[0]);
 function shade(share) {
   if (share <= 1e-9) return 0;
   if (share >= 1 - 1e-9) return 255;
@@ -150,9 +152,14 @@ function drawMap() {
   const image = ctx.createImageData(MAP_W, rows * rowH), words = new Uint32Array(image.data.buffer);
   const gap = rowH >= 8 ? 1 : 0;  // tall rows get a white line between them, to read as rows
   const usable = Math.min(pixels, Math.ceil((end - start) / perPixel));
+  // Bytes above the high-water mark have never been used: hatched, unlike a hole.
+  const unused = Math.max(0, Math.ceil((F.highWater[current] - start) / perPixel));
   for (let p = 0; p < usable; p++) {
-    const colour = SHADES[shade(share[p])], x = p % MAP_W, row = (p - x) / MAP_W;
-    for (let y = row * rowH, stop = (row + 1) * rowH - gap; y < stop; y++) words[y * MAP_W + x] = colour;
+    const x = p % MAP_W, row = (p - x) / MAP_W;
+    const colour = p < unused ? SHADES[shade(share[p])] : 0;
+    for (let y = row * rowH, stop = (row + 1) * rowH - gap; y < stop; y++) {
+      words[y * MAP_W + x] = p < unused ? colour : (x + y) % 6 ? UNUSED[0] : UNUSED[1];
+    }
   }
   ctx.putImageData(image, GUTTER, 0);
   if (blocks.length <= 3000) drawBlockEdges(ctx, blocks);
@@ -186,13 +193,15 @@ function drawBlockEdges(ctx, blocks) {
       a = Math.min(b, rowEnd);
     }
   };
+  // A white line where a block starts and where it ends; none where a row's end cuts it.
+  ctx.fillStyle = "#ffffff";
   for (const [offset, size] of blocks) {
+    const first = (offset - start) / perPixel, last = (offset + size - start) / perPixel;
+    if (last - first < 4) continue;
     pieces(offset, size, (a, b) => {
-      if (b - a < 4) return;
       const [x, y] = pixelBox(Math.floor(a));
-      ctx.fillStyle = "#ffffff";
-      ctx.fillRect(x, y, 1, rowH);
-      ctx.fillRect(x + (b - a) - 1, y, 1, rowH);
+      if (a === first) ctx.fillRect(x, y, 1, rowH);
+      if (b === last) ctx.fillRect(x + Math.round(b - a) - 1, y, 1, rowH);
     });
   }
   if (rowH < 14) return;
@@ -277,7 +286,7 @@ function caption() {
   let what;
   if (mode === "hw") what = `Offsets 0 to ${fmt(end)}: up to the high-water mark so far (the view grows as the replay uses more memory).`;
   else if (mode === "all") what = `Offsets 0 to ${fmt(end)}: every byte this replay ever uses (its final high-water mark).`;
-  else what = `Zoomed in: offsets ${fmt(start)} to ${fmt(end)} (${withUnits(end - start)}) of the ${fmt(rec.span)} the replay uses.`;
+  else what = `Zoomed in: offsets ${fmt(start)} to ${fmt(end)}, ${withUnits(end - start)} of the ${fmt(rec.span)} bytes the replay uses.`;
   const pixel = perPixel >= 1 ? `each pixel is ${fmt(perPixel)} byte${perPixel > 1 ? "s" : ""}`
                               : `each byte is ${fmt(1 / perPixel)} pixels wide`;
   return `${what} Read it like text: left to right, then the next row down; ${rows} row${rows > 1 ? "s" : ""} of ${withUnits(MAP_W * perPixel)}, ${pixel}. A pixel's colour is the share of its bytes that is live.`;
@@ -349,7 +358,7 @@ function explain(byte) {
   return lines.join("<br>");
 }
 
-let dragFrom = null;
+let dragFrom = null, hovered = null;  // the byte under the mouse, to keep its tooltip true
 function selection(a, b) {  // redraw the map with bytes a..b shaded
   const ctx = $("map").getContext("2d");
   if (!view.image) view.image = ctx.getImageData(0, 0, $("map").width, $("map").height);
@@ -382,13 +391,14 @@ function setupMap() {
       selection(dragFrom[0], byte);
     }
     if (byte === null) { tip.hidden = true; return; }
+    hovered = byte;
     tip.innerHTML = explain(byte);
     tip.hidden = false;
     const x = Math.min(e.clientX + 14, window.innerWidth - tip.offsetWidth - 8);
     tip.style.left = `${x}px`;
     tip.style.top = `${e.clientY + 14}px`;
   });
-  canvas.addEventListener("mouseleave", () => { tip.hidden = true; });
+  canvas.addEventListener("mouseleave", () => { tip.hidden = true; hovered = null; });
   window.addEventListener("mouseup", (e) => {
     if (!dragFrom) return;
     const [from, x0, y0] = dragFrom;
@@ -550,6 +560,7 @@ function show(index) {
   drawMap();
   drawTimeline();
   drawHistogram();
+  if (hovered !== null && !$("tooltip").hidden) $("tooltip").innerHTML = explain(hovered);
 }
 
 let playing = false, lastTick = 0, carry = 0;
@@ -581,6 +592,8 @@ function setupLegend() {
   $("legend-partial").style.background = `linear-gradient(90deg, ${PAL.partialLow}, ${PAL.partialHigh})`;
   $("legend-free").style.background = PAL.free;
   $("legend-hw").style.background = PAL.highWater;
+  $("legend-unused").style.background =
+    `repeating-linear-gradient(135deg, ${PAL.unusedHatch} 0 1px, ${PAL.unused} 1px 5px)`;
   $("legend-current").style.borderColor = PAL.current;
 }
 
