@@ -298,3 +298,11 @@ def _check_map(driver: Any, recording: Recording, ops: int) -> None:
     _shoot(driver, f"replay-{ops}-zoomed")
     driver.find_element("id", "zoom-out").click()
     assert _text(driver, "caption") != caption
+    # A click (no drag) zooms in 8 times around the point clicked.
+    driver.find_element("id", "view-all").click()
+    before = driver.execute_script("return view.end - view.start;")
+    _mouse(driver, "mousedown", x, y)
+    _mouse(driver, "mouseup", x, y)
+    assert _text(driver, "caption").startswith("Zoomed in: offsets ")
+    after = driver.execute_script("return view.end - view.start;")
+    assert after == pytest.approx(before / 8, abs=2)
