@@ -138,6 +138,11 @@ def test_next_slot_uses_the_policys_own_answer_when_it_has_one() -> None:
 
     assert next_slot(Peeking(256)) == 128
     assert next_slot(FreeList(256)) is None  # the LIFO top is private: not known
+    slots = FreeList(256)
+    blocks = list(slots.blocks())
+    svg = svg_map(blocks, 256, slots=True, next_slot=next_slot(slots))
+    assert "next alloc(): not marked (the policy does not say)" in _texts(svg)
+    assert not _outlines(svg)
 
 
 def test_category_text_map_letters_and_key() -> None:
@@ -170,6 +175,23 @@ def test_category_svg_map_colours_by_category() -> None:
     assert "free: 512 B" in _texts(svg)
     owners = category_svg_map([Region(0, 64, "pid 9"), Region(64, 64, "pid 3")], 256)
     assert palette.OWNERS[0] in owners and palette.OWNERS[1] in owners
+
+
+def test_one_palette_no_copies_of_its_colours() -> None:
+    """The memory colours are written once, in palette.py: no other picture can drift."""
+    tools = Path(palette.__file__).parent
+    colours = {
+        value.lower()
+        for name, value in vars(palette).items()
+        if name.isupper() and isinstance(value, str) and value.startswith("#")
+    }
+    colours |= {c.lower() for c in palette.OWNERS}
+    assert palette.LIVE.lower() in colours and len(colours) > 10
+    for source in [*tools.glob("*.py"), *tools.glob("web/*")]:
+        if source.name == "palette.py":
+            continue
+        text = source.read_text(encoding="utf-8").lower()
+        assert not [c for c in colours if c in text], f"{source.name} copies a palette colour"
 
 
 def test_cli_map_writes_svg_of_a_demo_step(tmp_path: Path) -> None:

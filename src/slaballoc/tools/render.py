@@ -438,6 +438,8 @@ def svg_map(
         marked = (Region(next_slot, size, "next"), palette.NEXT_SLOT, note)
     elif slots and free_count == 0:
         legend.append((palette.TEXT, "full: every slot is live, the next alloc() fails", False))
+    elif slots:
+        legend.append((palette.TEXT, "next alloc(): not marked (the policy does not say)", False))
     elif not slots:
         free = [b for b in blocks if not b.live]
         largest = max(free, key=lambda b: (b.size, -b.offset), default=None)

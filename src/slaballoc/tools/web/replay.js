@@ -588,6 +588,7 @@ function setPlaying(on) {
 }
 
 function setupLegend() {
+  document.documentElement.style.setProperty("--current", PAL.current);
   $("legend-live").style.background = PAL.live;
   $("legend-partial").style.background = `linear-gradient(90deg, ${PAL.partialLow}, ${PAL.partialHigh})`;
   $("legend-free").style.background = PAL.free;
