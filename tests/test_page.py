@@ -179,6 +179,13 @@ def _shoot(driver: Any, name: str) -> None:
     assert shot.stat().st_size > 10_000
 
 
+def test_an_empty_trace_says_there_is_nothing_to_play(browser: Any, tmp_path: Path) -> None:
+    page = tmp_path / "empty.html"
+    page.write_text(replay_page(record_replay(parse_trace("0\n0\n0\n1\n"))), encoding="utf-8")
+    browser.get(page.as_uri())
+    assert _text(browser, "status") == "The trace has no operations: there is nothing to play."
+
+
 def test_a_hole_appears_and_closes(browser: Any, tmp_path: Path) -> None:
     recording = record_replay(parse_trace(HOLE_TRACE, "hole.rep"))
     _open(browser, recording, tmp_path)

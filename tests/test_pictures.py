@@ -26,6 +26,7 @@ from slaballoc.tools.render import (
     text_map,
     use_colour,
 )
+from slaballoc.tools.traces import parse_trace
 from test_replay import random_trace
 
 
@@ -208,6 +209,9 @@ def test_plots_are_written(tmp_path: Path) -> None:
     for name in ("replay.png", "replay.svg"):
         plot_replay(recording, tmp_path / name)
         assert (tmp_path / name).stat().st_size > 5_000
+    empty = record_replay(parse_trace("0\n0\n0\n1\n", "empty.rep"))
+    plot_replay(empty, tmp_path / "empty.png")
+    assert (tmp_path / "empty.png").stat().st_size > 1_000
     comparison = run_comparison([Size("tiny", 16, 0.9, 50, 1)], repeats=1)
     plot_comparison(comparison, tmp_path / "bench.png")
     assert (tmp_path / "bench.png").stat().st_size > 5_000

@@ -50,6 +50,14 @@ def plot_replay(recording: Recording, path: str | Path) -> None:
     plt = _pyplot()
     from matplotlib.patches import Patch  # noqa: PLC0415 - optional, as above
 
+    if not recording.frames:  # an empty trace: say so, rather than draw empty axes
+        figure, axis = plt.subplots(figsize=(6, 1.5))
+        axis.axis("off")
+        axis.text(0.5, 0.5, f"{recording.trace.name}: no operations", ha="center", va="center")
+        figure.savefig(path)
+        plt.close(figure)
+        return
+
     figure, axes = plt.subplot_mosaic(
         [["series", "series"], ["peak", "holes"]],
         figsize=(11, 9),

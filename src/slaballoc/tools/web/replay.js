@@ -599,6 +599,7 @@ function setupLegend() {
 }
 
 async function start() {
+  if (!FRAMES) { $("status").textContent = "The trace has no operations: there is nothing to play."; return; }
   await unpack();
   findBuckets();
   setupLegend();
