@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 const fmt = (n) => Math.round(n).toLocaleString("en-US");
 const F = rec.frames, FRAMES = F.op.length, FREED = -1, FAILED = -2;
 const ALLOC = 0, FREE = 1;
-const GUTTER = 76, MAP_W = 764, MIN_ROW_H = 4, MAX_ROW_H = 48;
+const GUTTER = 76, MAP_W = 764, MIN_ROW_H = 4, MAX_ROW_H = 48, LABEL_ROW_H = 24, FEW_BLOCKS = 300;
 
 // -- the placement log ----------------------------------------------------------------------
 let kinds, ids, sizes, offsets, slack, previous, blockOp;
@@ -87,14 +87,16 @@ function viewRange(frame) {
   return [0, rec.span];
 }
 
-function layout(start, end) {
+function layout(start, end, blockCount) {
   const span = end - start;
   // Bytes per pixel: a power of two, the smallest that fits the view in rows of at least
-  // MIN_ROW_H pixels; never more than a byte a pixel unless the view is less than a row.
+  // minRowH pixels; never more than a byte a pixel unless the view is less than a row.  With
+  // few blocks in view, rows tall enough to write each block's size on it (LABEL_ROW_H).
+  const minRowH = blockCount <= FEW_BLOCKS ? LABEL_ROW_H : MIN_ROW_H;
   let perPixel = Math.min(1, 2 ** Math.ceil(Math.log2(span / MAP_W)));
-  while (Math.ceil(span / (MAP_W * perPixel)) * MIN_ROW_H > $("map").height) perPixel *= 2;
+  while (Math.ceil(span / (MAP_W * perPixel)) * minRowH > $("map").height) perPixel *= 2;
   const rows = Math.ceil(span / (MAP_W * perPixel));
-  const rowH = Math.max(MIN_ROW_H, Math.min(MAX_ROW_H, Math.floor($("map").height / rows)));
+  const rowH = Math.max(minRowH, Math.min(MAX_ROW_H, Math.floor($("map").height / rows)));
   return { start, end, perPixel, rows, rowH };
 }
 
@@ -136,10 +138,10 @@ function pixelBox(pixel) {  // pixel index in reading order -> canvas rectangle
 function drawMap() {
   const canvas = $("map"), ctx = canvas.getContext("2d");
   const [start, end] = viewRange(current);
-  view = layout(start, end);
+  const blocks = liveBlocksIn(start, end);
+  view = layout(start, end, blocks.length);
   const { perPixel, rows, rowH } = view;
   const pixels = rows * MAP_W, share = new Float32Array(pixels);
-  const blocks = liveBlocksIn(start, end);
   for (const [offset, size] of blocks) {
     const a = (Math.max(offset, start) - start) / perPixel;
     const b = (Math.min(offset + size, end) - start) / perPixel;
