@@ -39,10 +39,11 @@ def replay_page(recording: Recording) -> str:
     True
     """
     frames = max(1, len(recording.frames))
+    per_frame = recording.ops / frames
     how = (
         "every operation is a frame"
         if recording.ops <= frames
-        else f"each frame batches about {recording.ops / frames:,.0f} operations "
+        else f"each frame batches about {per_frame:,.{1 if per_frame < 10 else 0}f} operations "
         f"({frames:,} frames)"
     )
     title = f"slaballoc replay: {escape(recording.trace.name)}"
