@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import __version__
 from .demo import KINDS, SCENARIOS, DemoFailedError, run_demo, state_after
-from .render import svg_map, use_colour
+from .render import svg_map_of, use_colour
 from .timing import Progress, no_progress
 
 __all__ = ["build_parser", "main", "run"]
@@ -63,7 +63,7 @@ def _map(args: argparse.Namespace) -> int:
     kind = KINDS[args.allocator]
     title, slab = state_after(kind, args.step)
     heading = f"{type(slab).__name__} after test {args.step}: {title}"
-    svg = svg_map(list(slab.blocks()), slab.capacity, title=heading)
+    svg = svg_map_of(slab, title=heading)
     if args.output == "-":
         sys.stdout.write(svg)
     else:

@@ -1,48 +1,54 @@
-"""A replay recorded as frames: what the plots and the animated page draw.
+"""A replay recorded for the pictures: where every block went, and counters over time.
 
-A trace of ``n`` operations is replayed through a :class:`~slaballoc.DynamicSlab`
-and sampled into at most ``max_frames`` frames, evenly spaced: with fewer
-operations than that every operation is a frame, otherwise each frame batches
-the ``n / max_frames`` operations since the one before.  A frame holds the
-counters after its last operation, the free blocks by size (powers of two),
-and the memory map as ``cells`` buckets of the span the replay ever used
-(its high-water mark), each the fraction of its bytes in live blocks.  When
-the arena holds few blocks, the frame also lists them exactly, so that a
-learner sees every split and merge.
+A trace is replayed through a :class:`~slaballoc.DynamicSlab` once.  Two
+things are kept:
+
+* the **placement log**: for every operation, the offset and size of the
+  block it made (an allocation, or a resize's result), or that it freed one,
+  or that it failed.  With the trace itself this is enough to rebuild the
+  exact memory after any operation, so the page can draw and zoom to the
+  byte, and say which operation made the block under the mouse;
+* **frames**: the counters after at most ``max_frames`` evenly spaced
+  operations (every operation when there are fewer): live bytes, the
+  high-water mark, live and free blocks, and the free blocks by size
+  (powers of two), as the allocator itself reports them.
 """
 
 from __future__ import annotations
 
 import base64
+import sys
+import zlib
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..dynamic import DynamicSlab
+from ..policies.blocks import Block
 from ..sizes import round_up
 from .replay import capacity_for
 from .traces import ALLOC, FREE, Trace
 
-__all__ = ["Frame", "Recording", "record_replay"]
+__all__ = ["FAILED", "FREED", "HISTOGRAM_BUCKETS", "Frame", "Recording", "record_replay"]
 
 HISTOGRAM_BUCKETS = 32  # free blocks of 2**k to 2**(k + 1) - 1 bytes
-EXACT_BLOCKS_UP_TO = 400
+FREED = -1  # in the placement log: the operation freed its block
+FAILED = -2  # in the placement log: the operation failed and changed nothing
+_INT32 = (1 << 31) - 1  # the page reads the log as 32-bit integers
 
 
 @dataclass
 class Frame:
-    """The state after operation ``op`` (0-based)."""
+    """The counters after operation ``op`` (0-based)."""
 
     op: int
-    text: str  # the operation, as the trace writes it
-    live_bytes: int
+    live_bytes: int  # the requested sizes of the live blocks
     high_water: int
     peak_live: int
     live_blocks: int
-    free_blocks: int
+    free_blocks: int  # in the whole arena, the space above the high-water mark included
     histogram: list[int]  # free blocks per power-of-two size bucket
-    blocks: list[tuple[int, int, bool]] | None  # (offset, size, live) when few
-    cells: bytes = b""  # live fraction of each cell, 0 to 255
 
     @property
     def utilization(self) -> float:
@@ -51,159 +57,179 @@ class Frame:
 
 @dataclass
 class Recording:
-    """A whole recorded replay."""
+    """A whole recorded replay: the trace, where each operation put its block, the frames."""
 
-    trace: str
-    ops: int
+    trace: Trace
     capacity: int
     alignment: int
-    span: int  # the bytes the map covers: the final high-water mark
-    cells: int
+    offsets: array[int]  # per operation: the block's offset, FREED or FAILED
+    block_sizes: array[int]  # per operation: the block's size in the arena (0 if none)
     frames: list[Frame] = field(default_factory=list)
+
+    @property
+    def ops(self) -> int:
+        return len(self.trace)
+
+    @property
+    def span(self) -> int:
+        """The bytes the replay ever used: its final high-water mark (at least 1)."""
+        return max((f.high_water for f in self.frames), default=0) or 1
 
     def peak_frame(self) -> Frame:
         """The first frame with the most live bytes."""
         return max(self.frames, key=lambda frame: (frame.live_bytes, -frame.op))
 
+    def blocks_after(self, op: int) -> list[Block]:
+        """The arena after operation ``op``: every block to the span, in address order.  O(n log n).
+
+        Free blocks are the gaps between live ones, as the allocator coalesces them.
+        """
+        where: dict[int, tuple[int, int]] = {}
+        for index in range(op + 1):
+            offset = self.offsets[index]
+            if offset == FREED:
+                where.pop(self.trace.ids[index], None)
+            elif offset != FAILED:
+                where[self.trace.ids[index]] = (offset, self.block_sizes[index])
+        blocks: list[Block] = []
+        end = 0
+        for offset, size in sorted(where.values()):
+            if offset > end:
+                blocks.append(Block(end, offset - end, False))
+            blocks.append(Block(offset, size, True))
+            end = offset + size
+        if end < self.span:
+            blocks.append(Block(end, self.span - end, False))
+        return blocks
+
     def to_json(self) -> dict[str, Any]:
-        """The recording as plain JSON data (cells base64-encoded)."""
+        """The recording as JSON data for the page.
+
+        The trace and the placement log travel as one zlib-compressed, base64
+        string: the kinds as bytes, then little-endian int32 columns (ids, sizes, offsets,
+        and each block's size minus its aligned request, nearly always 0), which
+        the browser inflates itself; the frames as plain arrays.
+        """
+        n = self.ops
+        sizes, align = self.trace.sizes, self.alignment
+        slack = array(
+            "i",
+            (
+                block - round_up(max(size, 1), align) if block else 0
+                for size, block in zip(sizes, self.block_sizes, strict=True)
+            ),
+        )
+        columns = [array("i", self.trace.ids), array("i", sizes), array("i", self.offsets), slack]
+        padding = bytes(-n % 4)  # the int32 columns start at a multiple of 4
+        raw = self.trace.kinds + padding + b"".join(_little_endian(c) for c in columns)
         return {
-            "trace": self.trace,
-            "ops": self.ops,
+            "trace": self.trace.name,
+            "ops": n,
             "capacity": self.capacity,
-            "alignment": self.alignment,
+            "alignment": align,
             "span": self.span,
-            "cells": self.cells,
-            "frames": [
-                {
-                    "op": f.op,
-                    "text": f.text,
-                    "live": f.live_bytes,
-                    "highWater": f.high_water,
-                    "peak": f.peak_live,
-                    "liveBlocks": f.live_blocks,
-                    "freeBlocks": f.free_blocks,
-                    "histogram": f.histogram,
-                    "blocks": f.blocks,
-                    "cells": base64.b64encode(f.cells).decode("ascii"),
-                }
-                for f in self.frames
-            ],
+            "log": base64.b64encode(zlib.compress(raw, 9)).decode("ascii"),
+            "frames": {
+                "op": [f.op for f in self.frames],
+                "live": [f.live_bytes for f in self.frames],
+                "highWater": [f.high_water for f in self.frames],
+                "peak": [f.peak_live for f in self.frames],
+                "liveBlocks": [f.live_blocks for f in self.frames],
+                "freeBlocks": [f.free_blocks for f in self.frames],
+                "histogram": [f.histogram for f in self.frames],
+            },
         }
 
 
+def _little_endian(column: array[int]) -> bytes:
+    if sys.byteorder == "big":
+        column = array(column.typecode, column)
+        column.byteswap()
+    return column.tobytes()
+
+
 def record_replay(
-    trace: Trace,
-    *,
-    capacity: int | None = None,
-    alignment: int = 8,
-    max_frames: int = 1500,
-    cells: int = 720,
+    trace: Trace, *, capacity: int | None = None, alignment: int = 8, max_frames: int = 1500
 ) -> Recording:
-    """Replay ``trace`` and record it as frames; see the module docstring."""
+    """Replay ``trace`` and record it; see the module docstring.
+
+    Raises :class:`ValueError` when the arena would be too large for the page
+    (2 GiB or more).
+
+    >>> from slaballoc.tools.traces import parse_trace
+    >>> recording = record_replay(parse_trace("0\\n2\\n3\\n1\\na 0 10\\na 1 20\\nf 0\\n"))
+    >>> list(recording.offsets), list(recording.block_sizes)
+    ([0, 16, -1], [16, 24, 0])
+    >>> recording.blocks_after(2)
+    [Block(offset=0, size=16, live=False), Block(offset=16, size=24, live=True)]
+    """
     capacity = capacity_for(trace, alignment) if capacity is None else capacity
+    if capacity > _INT32:
+        raise ValueError(
+            f"an arena of {capacity:,} bytes is too large to record for the page "
+            f"(at most {_INT32:,}): replay a shorter trace or pass a smaller capacity"
+        )
     slab = DynamicSlab(capacity, alignment=alignment)
     n = len(trace)
-    last_op_of_frame = {(k + 1) * n // min(n, max_frames) - 1 for k in range(min(n, max_frames))}
-    # Block changes, in order: +size when a block appears, -size when it goes.
-    changes_at, changes_size, frame_change_counts = array("q"), array("q"), []
-    views: list[memoryview | None] = [None] * trace.id_count
+    frames_wanted = min(n, max_frames)
+    frame_ends = {(k + 1) * n // frames_wanted - 1 for k in range(frames_wanted)}
+    offsets, block_sizes = array("i", bytes(4 * n)), array("i", bytes(4 * n))
     requested = [0] * trace.id_count
     live = peak = high_water = 0
     frames: list[Frame] = []
+    for index, placed in _placements(trace, slab):
+        ident = trace.ids[index]
+        if placed is None:
+            offsets[index] = FAILED
+        elif placed == FREED:
+            offsets[index] = FREED
+            live -= requested[ident]
+            requested[ident] = 0
+        else:
+            size = slab.policy.size_of(placed)
+            offsets[index], block_sizes[index] = placed, size
+            high_water = max(high_water, placed + size)
+            live += trace.sizes[index] - requested[ident]
+            requested[ident] = trace.sizes[index]
+            peak = max(peak, live)
+        if index in frame_ends:
+            frames.append(_frame(index, slab, live=live, high_water=high_water, peak=peak))
+    return Recording(trace, capacity, alignment, offsets, block_sizes, frames)
 
-    def gone(view: memoryview) -> None:
-        changes_at.append(slab.offset_of(view))
-        changes_size.append(-round_up(len(view), alignment))
 
-    def came(view: memoryview) -> None:
-        nonlocal high_water
-        offset, size = slab.offset_of(view), round_up(len(view), alignment)
-        changes_at.append(offset)
-        changes_size.append(size)
-        high_water = max(high_water, offset + size)
+def _placements(trace: Trace, slab: DynamicSlab) -> Iterator[tuple[int, int | None]]:
+    """Run the trace's operations: yield each one's index and the offset of its block.
 
+    ``FREED`` for a free (of a live block or of nothing), ``None`` for an
+    operation that failed.  The one place this module reads the trace's
+    rules: ``r`` of an id that is not live allocates; a zero size asks for 1 byte.
+    """
+    views: list[memoryview | None] = [None] * trace.id_count
     for index, (kind, ident, size) in enumerate(
         zip(trace.kinds, trace.ids, trace.sizes, strict=True)
     ):
         old = views[ident] if ident >= 0 else None
+        if kind == FREE:
+            if old is not None:
+                slab.free(old)
+                views[ident] = None
+            yield index, FREED
+            continue
         try:
-            if kind == FREE:
-                if old is not None:
-                    gone(old)
-                    slab.free(old)
-                    views[ident] = None
-                    live -= requested[ident]
+            if old is not None and kind != ALLOC:
+                new = slab.realloc(old, size or 1)
             else:
-                if old is not None and kind != ALLOC:
-                    gone(old)
-                    new = slab.realloc(old, size or 1)
-                    live -= requested[ident]
-                else:
-                    new = slab.alloc(size or 1)
-                came(new)
-                views[ident], requested[ident] = new, size
-                live += size
-                peak = max(peak, live)
+                new = slab.alloc(size or 1)
         except MemoryError:
-            pass  # a failed request changes nothing; the audit counts failures
-        if index in last_op_of_frame:
-            frame_change_counts.append(len(changes_at))
-            frames.append(_frame(index, trace, slab, live=live, high_water=high_water, peak=peak))
-    span = max(high_water, 1)
-    _fill_cells(frames, frame_change_counts, (changes_at, changes_size), span=span, cells=cells)
-    return Recording(trace.name, n, capacity, alignment, span, cells, frames)
+            yield index, None  # a failed request changes nothing
+            continue
+        views[ident] = new
+        yield index, slab.offset_of(new)
 
 
-def _frame(
-    index: int, trace: Trace, slab: DynamicSlab, *, live: int, high_water: int, peak: int
-) -> Frame:
+def _frame(index: int, slab: DynamicSlab, *, live: int, high_water: int, peak: int) -> Frame:
     free_sizes = slab.policy.free_sizes()
-    live_blocks = len(slab)
     histogram = [0] * HISTOGRAM_BUCKETS
     for size in free_sizes:
         histogram[min(size.bit_length() - 1, HISTOGRAM_BUCKETS - 1)] += 1
-    exact = None
-    if live_blocks + len(free_sizes) <= EXACT_BLOCKS_UP_TO:
-        exact = [(b.offset, b.size, b.live) for b in slab.blocks() if b.offset < high_water]
-    kind, ident, size = trace.kinds[index], trace.ids[index], trace.sizes[index]
-    text = f"f {ident}" if kind == FREE else f"{'a' if kind == ALLOC else 'r'} {ident} {size}"
-    return Frame(
-        index, text, live, high_water, peak, live_blocks, len(free_sizes), histogram, exact
-    )
-
-
-def _fill_cells(
-    frames: list[Frame],
-    change_counts: list[int],
-    changes: tuple[array[int], array[int]],
-    *,
-    span: int,
-    cells: int,
-) -> None:
-    """Give each frame its map, applying the block changes up to it in order."""
-    changes_at, changes_size = changes
-    live_bytes = [0] * cells
-    cell_bytes = [_cell_end(c, span, cells) - _cell_end(c - 1, span, cells) for c in range(cells)]
-    applied = 0
-    for frame, upto in zip(frames, change_counts, strict=True):
-        for position in range(applied, upto):
-            offset, size = changes_at[position], changes_size[position]
-            sign, size = (1, size) if size > 0 else (-1, -size)
-            end = offset + size
-            cell = offset * cells // span
-            while cell < cells and _cell_end(cell - 1, span, cells) < end:
-                cell_start = _cell_end(cell - 1, span, cells)
-                cell_stop = _cell_end(cell, span, cells)
-                live_bytes[cell] += sign * (min(end, cell_stop) - max(offset, cell_start))
-                cell += 1
-        applied = upto
-        frame.cells = bytes(
-            min(255, live * 255 // total) if total else 0
-            for live, total in zip(live_bytes, cell_bytes, strict=True)
-        )
-
-
-def _cell_end(cell: int, span: int, cells: int) -> int:
-    """The first byte after ``cell`` (cell -1 ends at 0)."""
-    return -(-(cell + 1) * span // cells)
+    return Frame(index, live, high_water, peak, len(slab), len(free_sizes), histogram)
