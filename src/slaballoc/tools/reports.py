@@ -158,7 +158,7 @@ def replay_notes(results: Sequence[TraceComparison]) -> list[str]:
         for kind, anomaly in r.audit.anomalies.items():
             times = "once" if anomaly.count == 1 else f"{anomaly.count:,} times"
             notes.append(
-                f"{r.trace}: the trace has a {kind} {times} (first at {anomaly.first}); "
-                "replayed as the rules in slaballoc.tools.interpreter say"
+                f"{r.trace}: {kind}, {times} (first at {anomaly.first}): a mistake in the "
+                "trace itself, replayed as slaballoc.tools.interpreter's rules say"
             )
     return notes
