@@ -353,3 +353,21 @@ def test_make_demo_installs_the_package_without_the_test_tools(tmp_path: Path) -
         ["make", "-n", "unit", f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert "'.[test]'" in test_plan
+
+
+def test_a_write_that_fails_after_the_checks_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # /proc passes the folder checks (it exists; root may write) but takes no new files.
+    status, _, err = fails(capsys, "map", "linear", "1", "-o", "/proc/slaballoc-map.svg")
+    assert status == (1 if os.access("/proc", os.W_OK) else 2)  # not root: refused up front
+    assert "cannot write /proc/slaballoc-map.svg" in one_line(err)
+
+
+def test_an_arena_too_large_for_the_machine(
+    trace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = fails(capsys, "replay", str(trace), "--capacity", str(10**22), "--quiet")
+    assert status == 2
+    # Ours ("not enough memory for the replay's arena"), or the allocator's typed refusal.
+    assert re.search("memory|capacity", one_line(err))

@@ -347,7 +347,7 @@ def _replay(args: argparse.Namespace) -> int:
         try:
             results.append(_replay_one(args, argument))
         except (OSError, SlabError, MemoryError, OverflowError) as error:
-            message = _replay_error(argument, error)
+            message = _replay_error(argument, error, args.capacity)
             _warn("replay", message)
             errors.append({"trace": argument, "error": message})
     if results:
@@ -409,12 +409,13 @@ def _replay_one(args: argparse.Namespace, argument: str) -> TraceComparison:
     )
 
 
-def _replay_error(argument: str, error: BaseException) -> str:
+def _replay_error(argument: str, error: BaseException, capacity: int | None) -> str:
     """One line saying why ``argument`` could not be replayed."""
     if isinstance(error, OSError) and error.strerror:
         return f"cannot read {argument}: {error.strerror}"
     if isinstance(error, (MemoryError, OverflowError)) and not isinstance(error, SlabError):
-        return f"{argument}: not enough memory for this replay; try a smaller --capacity"
+        advice = "try a smaller --capacity" if capacity else "the trace needs a larger machine"
+        return f"{argument}: not enough memory for the replay's arena; {advice}"
     return str(error) or f"{argument}: {type(error).__name__}"
 
 
@@ -505,6 +506,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return BROKEN_PIPE
+    except OSError as error:  # writing a result failed after the checks passed: disk full, say
+        _warn(args.command, f"cannot write {error.filename or 'the output'}: {error.strerror}")
+        return 1
     return status
 
 
