@@ -230,7 +230,7 @@ def test_ctrl_c_is_one_line_and_status_130() -> None:
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
     assert process.returncode == cli.INTERRUPTED
-    assert one_line(err.lstrip("\n")) == "slaballoc bench: interrupted\n"
+    assert one_line(err) == "slaballoc bench: interrupted\n"
 
 
 # -- progress, version, help ------------------------------------------------------------------

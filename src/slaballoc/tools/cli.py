@@ -30,6 +30,7 @@ from .timing import Progress, line_progress, no_progress
 
 if TYPE_CHECKING:
     from .replay import TraceComparison
+    from .traces import Trace
 
 __all__ = ["COMMANDS", "Command", "CommandLineError", "build_parser", "main", "run"]
 
@@ -381,23 +382,8 @@ def _replay_one(args: argparse.Namespace, argument: str) -> TraceComparison:
     trace = read_sample(argument) if is_sample(argument) else read_trace(argument)
     if args.capacity is not None:
         check_capacity(trace, args.capacity, args.alignment)
-    many = len(args.traces) > 1
-    if args.html:
-        from .page import replay_page
-        from .recording import record_replay
-
-        recording = record_replay(trace, capacity=args.capacity, alignment=args.alignment)
-        target = _output_for(args.html, trace.name, many)
-        target.write_text(replay_page(recording), encoding="utf-8")
-        print(f"wrote {target}")
-    if args.plot:
-        from .plots import plot_replay
-        from .recording import record_replay
-
-        recording = record_replay(trace, capacity=args.capacity, alignment=args.alignment)
-        target = _output_for(args.plot, trace.name, many)
-        plot_replay(recording, target)
-        print(f"wrote {target}")
+    if args.html or args.plot:
+        _draw_replay(args, trace)
     return compare_on_trace(
         trace,
         capacity=args.capacity,
@@ -407,6 +393,26 @@ def _replay_one(args: argparse.Namespace, argument: str) -> TraceComparison:
         seed_budget=args.seed_budget,
         progress=_progress(args),
     )
+
+
+def _draw_replay(args: argparse.Namespace, trace: Trace) -> None:
+    """Write ``--html`` and ``--plot`` for one trace, from one recorded replay."""
+    from .recording import record_replay
+
+    recording = record_replay(trace, capacity=args.capacity, alignment=args.alignment)
+    many = len(args.traces) > 1
+    if args.html:
+        from .page import replay_page
+
+        target = _output_for(args.html, trace.name, many)
+        target.write_text(replay_page(recording), encoding="utf-8")
+        print(f"wrote {target}")
+    if args.plot:
+        from .plots import plot_replay
+
+        target = _output_for(args.plot, trace.name, many)
+        plot_replay(recording, target)
+        print(f"wrote {target}")
 
 
 def _replay_error(argument: str, error: BaseException, capacity: int | None) -> str:
@@ -498,7 +504,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _warn(args.command, str(error))
         return error.status
     except KeyboardInterrupt:
-        print(f"\nslaballoc {args.command}: interrupted", file=sys.stderr)
+        # On a terminal, first erase the progress line the interruption cut short.
+        erase = "\r\x1b[K" if sys.stderr.isatty() else ""
+        print(f"{erase}slaballoc {args.command}: interrupted", file=sys.stderr)
         return INTERRUPTED
     except BrokenPipeError:
         # The reader left (``| head``): say nothing, and send what is still
