@@ -221,6 +221,9 @@ def test_head_dash_1_shows_one_line_and_no_traceback() -> None:
 def test_ctrl_c_is_one_line_and_status_130() -> None:
     process = run_slaballoc(
         "bench",
+        # A process started in the background (make ... &, some CI runners) inherits SIGINT
+        # ignored; a terminal's foreground command has Python's handler, as restored here.
+        prelude="import signal; signal.signal(signal.SIGINT, signal.default_int_handler)",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
