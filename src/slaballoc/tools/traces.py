@@ -103,7 +103,12 @@ def read_trace(path: str | Path, name: str | None = None) -> Trace:
 
 
 def decode_trace(data: bytes, name: str) -> Trace:
-    """Parse a trace from the bytes of a ``.rep`` file, gzip-compressed or not."""
+    """Parse a trace from the bytes of a ``.rep`` file, gzip-compressed or not.  O(its size).
+
+    >>> text = b"\\xef\\xbb\\xbf0\\n1\\n1\\n1\\na 0 8\\n"  # with a byte-order mark
+    >>> len(decode_trace(gzip.compress(text), "t.rep")), len(decode_trace(text, "t.rep"))
+    (1, 1)
+    """
     if data.startswith(_GZIP_MAGIC):
         try:
             data = gzip.decompress(data)
