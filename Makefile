@@ -12,7 +12,7 @@ TOOLS   := $(VENV)/.installed-test
 # the samples that ship with the package (`slaballoc replay --list-samples`).
 SHARED_TRACES := $(wildcard ../shared/traces/*.rep)
 TRACES        := $(or $(SHARED_TRACES),sample:gcc-cc1 sample:git-log sample:jq sample:perl sample:sqlite3)
-PERL_TRACE    := $(or $(wildcard ../shared/traces/perl.rep),sample:perl)
+PERL_TRACE    := $(or $(filter %/perl.rep,$(SHARED_TRACES)),sample:perl)
 
 .PHONY: demo test lint typecheck browser unit bench replay images clean
 

@@ -374,3 +374,22 @@ def test_an_arena_too_large_for_the_machine(
     assert status == 2
     # Ours ("not enough memory for the replay's arena"), or the allocator's typed refusal.
     assert re.search("memory|capacity", one_line(err))
+
+
+def test_make_replay_and_images_use_the_samples_without_the_shared_traces() -> None:
+    def plan(*argv: str) -> str:
+        return subprocess.run(
+            ["make", "-n", "-B", *argv], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout
+
+    # SHARED_TRACES= stands for a clone with no ../shared/traces beside it.
+    replay = plan("replay", "SHARED_TRACES=")
+    assert (
+        "slaballoc replay sample:gcc-cc1 sample:git-log sample:jq sample:perl sample:sqlite3"
+        in replay
+    )
+    assert "slaballoc replay sample:perl " in plan("images", "SHARED_TRACES=")
+    shared = "../shared/traces/jq.rep ../shared/traces/perl.rep"
+    assert "slaballoc replay ../shared/traces/perl.rep " in plan(
+        "images", f"SHARED_TRACES={shared}"
+    )
