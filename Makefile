@@ -3,17 +3,30 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# Two stamps: the package alone (all `make demo` needs, seconds to install), and
+# the test tools on top of it (ruff, mypy, pytest, numpy, matplotlib, selenium).
+PACKAGE := $(VENV)/.installed-package
+TOOLS   := $(VENV)/.installed-test
+
+# The project's own traces sit beside the main checkout; a clone elsewhere uses
+# the samples that ship with the package (`slaballoc replay --list-samples`).
+SHARED_TRACES := $(wildcard ../shared/traces/*.rep)
+TRACES        := $(or $(SHARED_TRACES),sample:gcc-cc1 sample:git-log sample:jq sample:perl sample:sqlite3)
+PERL_TRACE    := $(or $(filter %/perl.rep,$(SHARED_TRACES)),sample:perl)
 
 .PHONY: demo test lint typecheck browser unit bench replay images clean
 
-$(STAMP): pyproject.toml
+$(PACKAGE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(PACKAGE)
+
+$(TOOLS): $(PACKAGE)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(TOOLS)
 
-demo: $(STAMP)
+demo: $(PACKAGE)
 	$(BIN)/slaballoc demo all
 
 test: lint typecheck browser unit
@@ -31,27 +44,27 @@ browser:
 	  echo "chromium is not installed and cannot be installed here: the browser test will be skipped"; \
 	fi
 
-lint: $(STAMP)
+lint: $(TOOLS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(TOOLS)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(TOOLS)
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(PACKAGE)
 	$(BIN)/slaballoc bench --scaling --json bench.json
 
-replay: $(STAMP)
-	$(BIN)/slaballoc replay ../shared/traces/*.rep --json replay.json
+replay: $(PACKAGE)
+	$(BIN)/slaballoc replay $(TRACES) --json replay.json
 
 # The pictures in the README, regenerated from the commands it documents.
-images: $(STAMP)
+images: $(TOOLS)
 	$(BIN)/slaballoc map dynamic 5 -o docs/map-dynamic-reuse.svg
 	$(BIN)/slaballoc map linear 4 -o docs/map-linear-free-one.svg
-	$(BIN)/slaballoc replay ../shared/traces/perl.rep --peers none --repeats 1 --quiet \
+	$(BIN)/slaballoc replay $(PERL_TRACE) --peers none --repeats 1 --quiet \
 	  --plot docs/replay-perl.png
 
 clean:

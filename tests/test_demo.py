@@ -10,7 +10,7 @@ import pytest
 
 from slaballoc import FreeList
 from slaballoc.tools import cli
-from slaballoc.tools.demo import KINDS, SCENARIOS, DemoFailedError, run_demo
+from slaballoc.tools.demo import KINDS, NOTATION, SCENARIOS, DemoFailedError, run_demo
 
 
 @pytest.mark.parametrize("name", list(KINDS))
@@ -64,3 +64,38 @@ def test_python_dash_m_runs_the_demo() -> None:
         env={"PYTHONIOENCODING": "ascii", "PATH": ""},
     )
     assert "All 11 scenarios behaved as expected for linear." in result.stdout
+
+
+def test_the_notation_is_explained_once_at_the_top(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "all"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(NOTATION)
+    assert text.count("How to read the demo") == 1
+    for point in (
+        "one cell is 64 bytes",
+        "'#': every byte of the cell is in a live block",
+        "'.': every byte is free",
+        "':' both",
+        "alloc(100) gives a view\n    of exactly 100 bytes but uses 104",
+        '"63 free" is 63 slots',
+    ):
+        assert point in NOTATION
+    assert NOTATION.isascii()
+
+
+@pytest.mark.parametrize(
+    ("name", "lesson"),
+    [
+        (
+            "freelist",
+            "it lands at offset 256, the slot freed last: the free list is a stack (LIFO)",
+        ),
+        ("linear", "it lands at offset 0: linear search takes the lowest free slot"),
+    ],
+)
+def test_test_9_says_why_the_block_lands_where_it_does(name: str, lesson: str) -> None:
+    out = io.StringIO()
+    run_demo(KINDS[name], out)
+    test_9 = out.getvalue().split("Test 9:")[1].split("Test 10:")[0]
+    assert "alloc()                  -> 64-byte block at offset" in test_9
+    assert lesson in test_9

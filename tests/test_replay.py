@@ -10,11 +10,15 @@ import pytest
 
 from slaballoc import DynamicSlab
 from slaballoc.tools import cli
+from slaballoc.tools.interpreter import TraceInterpreter, peak_live_bytes
 from slaballoc.tools.peers import DynamicContender, MultiprocessingHeap, SeedDynamic
 from slaballoc.tools.replay import (
+    CapacityTooSmallError,
     Contender,
+    ReplayCorruptionError,
     audit_replay,
     capacity_for,
+    check_capacity,
     compare_on_trace,
     pattern,
     time_replay,
@@ -46,7 +50,7 @@ def test_audit_verifies_bytes_and_measures_memory() -> None:
     trace = random_trace()
     audit = audit_replay(trace)
     assert audit.failed == 0 and audit.first_failure is None
-    assert audit.peak_live == trace.peak_live_bytes()
+    assert audit.peak_live == peak_live_bytes(trace)
     assert audit.peak_live <= audit.high_water <= audit.capacity
     assert 0.5 < audit.utilization <= 1.0
     assert audit.realloc_copies > 0
@@ -69,8 +73,107 @@ def test_audit_catches_corruption(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(DynamicSlab, "realloc", forgetful_realloc)
     trace = parse_trace("0\n2\n3\n1\na 0 64\na 1 64\nr 0 200\n", "r.rep")
-    with pytest.raises(AssertionError, match="lost"):
+    with pytest.raises(ReplayCorruptionError, match=r"r.rep, op 3 \(r 0 200\): realloc lost"):
         audit_replay(trace)
+
+
+def anomalous_trace(ops: int, seed: int) -> Trace:
+    """Random operations on a few ids, with no care for liveness: every anomaly occurs."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(ops):
+        ident = rng.randrange(-1, 12)
+        roll = rng.random()
+        if roll < 0.35 or ident < 0:
+            lines.append(f"f {ident}")
+        else:
+            kind = "a" if roll < 0.7 else "r"
+            lines.append(f"{kind} {ident} {rng.choice([0, 1, 24, 100, 700, 3000])}")
+    return parse_trace(f"0\n12\n{ops}\n1\n" + "\n".join(lines) + "\n", "anomalous.rep")
+
+
+class CallLog:
+    """A contender that refuses large requests and writes down every call it serves."""
+
+    name = "log"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+        self.handles = 0
+
+    def alloc(self, size: int) -> int:
+        if size > 2000:
+            raise MemoryError
+        self.handles += 1
+        self.calls.append(("alloc", size, self.handles))
+        return self.handles
+
+    def free(self, handle: int) -> None:
+        self.calls.append(("free", handle))
+
+    def realloc(self, handle: int, size: int) -> int:
+        if size > 2000:
+            raise MemoryError
+        self.handles += 1
+        self.calls.append(("realloc", handle, size, self.handles))
+        return self.handles
+
+
+class ThroughInterpreter:
+    """A contender driven by the interpreter: its handles kept by id."""
+
+    def __init__(self, contender: CallLog) -> None:
+        self.contender = contender
+        self.handles: dict[int, int] = {}
+
+    def alloc(self, ident: int, size: int) -> None:
+        self.handles[ident] = self.contender.alloc(size or 1)
+
+    def free(self, ident: int) -> None:
+        self.contender.free(self.handles.pop(ident))
+
+    def realloc(self, ident: int, size: int) -> None:
+        self.handles[ident] = self.contender.realloc(self.handles[ident], size or 1)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_timed_loop_makes_exactly_the_interpreters_calls(seed: int) -> None:
+    trace = anomalous_trace(400, seed) if seed % 2 else random_trace(400, seed)
+    timed, interpreted = CallLog(), CallLog()
+    timing = time_replay(trace, timed)
+    target = ThroughInterpreter(interpreted)
+    tally = TraceInterpreter(trace, target).run()
+    for ident in sorted(target.handles):  # time_replay frees what is left, by id, at the end
+        interpreted.free(target.handles[ident])
+    assert timed.calls == interpreted.calls
+    assert timing.failed == tally.failed
+    if seed % 2:
+        assert tally.anomalies and tally.failed  # the comparison covered both
+
+
+def test_audit_counts_anomalies() -> None:
+    trace = parse_trace("0\n2\n5\n1\na 0 8\nf 0\nf 0\na 1 8\na 1 8\n", "odd.rep")
+    audit = audit_replay(trace)
+    assert {kind: (a.count, a.first) for kind, a in audit.anomalies.items()} == {
+        "double free": (1, "op 3"),
+        "alloc of a live id": (1, "op 5"),
+    }
+    assert audit.peak_live == 8 and audit.verified_bytes == 8
+
+
+def test_audit_survives_every_anomaly_and_failure() -> None:
+    for seed in range(5):
+        trace = anomalous_trace(600, seed)
+        audit = audit_replay(trace, capacity=8192)
+        assert audit.anomalies
+        assert audit.failed > 0  # the 3000-byte requests cannot all fit
+
+
+def test_a_capacity_below_the_largest_request_is_refused() -> None:
+    trace = parse_trace("0\n2\n2\n1\na 0 5000\na 1 100\n", "big.rep")
+    with pytest.raises(CapacityTooSmallError, match="largest request needs 5,000 bytes"):
+        check_capacity(trace, 100)
+    check_capacity(trace, 5000)  # enough for the largest request: failures are counted
 
 
 def test_pattern_is_distinct_per_block() -> None:

@@ -1,33 +1,91 @@
-"""The ``slaballoc`` command: ``demo``, ``bench`` and ``replay``."""
+"""The ``slaballoc`` command: one function per sub-command, listed in :data:`COMMANDS`.
+
+A sub-command is a :class:`Command`: a function that adds its arguments to
+the parser and a function that runs it.  Adding one is writing those two and
+a row in :data:`COMMANDS`.
+
+Nothing a user types ends in a traceback: a mistake found by the parser or
+by a command's own checks (which run before any long work) is one line on
+stderr and exit status 2; a trace that cannot be replayed is reported and the
+others still run; Ctrl-C is one line and status 130; a closed pipe
+(``slaballoc demo | head``) ends the command quietly.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__
-from .demo import KINDS, SCENARIOS, DemoFailedError, run_demo, state_after
+from ..errors import SlabError
+from .demo import KINDS, SCENARIOS, DemoFailedError, print_notation, run_demo, state_after
 from .render import svg_map_of, use_colour
-from .timing import Progress, no_progress
+from .timing import Progress, line_progress, no_progress
 
-__all__ = ["build_parser", "main", "run"]
+if TYPE_CHECKING:
+    from .replay import TraceComparison
+    from .traces import Trace
+
+__all__ = ["COMMANDS", "Command", "CommandLineError", "build_parser", "main", "run"]
+
+#: Exit statuses besides 0 (done) and 1 (done, but something failed).
+USAGE_ERROR = 2
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C stopped
+BROKEN_PIPE = 141  # 128 + SIGPIPE
+
+
+class CommandLineError(Exception):
+    """Something the user typed cannot work; found before the work starts."""
+
+    def __init__(self, message: str, *, status: int = USAGE_ERROR) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (argparse's add the usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+# -- shared checks and helpers ----------------------------------------------------------
 
 
 def _progress(args: argparse.Namespace) -> Progress:
-    """Report progress on stderr, one line a step, unless ``--quiet``."""
-    if args.quiet:
-        return no_progress
+    """Progress on stderr: one line updated in place on a terminal; none with ``--quiet``."""
+    return no_progress if args.quiet else line_progress(sys.stderr)
 
-    def report(done: int, total: int, label: str) -> None:
-        if label:
-            print(f"[{done + 1}/{total}] {label}", file=sys.stderr, flush=True)
 
-    return report
+def _check_output(path: str | None, option: str) -> None:
+    """Refuse an output file that could not be written, before the work that fills it."""
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise CommandLineError(f"cannot write {option} {path}: the folder {folder} does not exist")
+    if target.is_dir():
+        raise CommandLineError(f"cannot write {option} {path}: it is a folder")
+    if not os.access(folder, os.W_OK):
+        raise CommandLineError(f"cannot write {option} {path}: the folder {folder} is read-only")
+
+
+def _check_plotting(option: str) -> None:
+    """Refuse ``--plot`` at once when matplotlib is missing, not after a long run."""
+    from .plots import PlottingUnavailableError, require_pyplot
+
+    try:
+        require_pyplot()  # the one place that loads matplotlib and says if it cannot
+    except PlottingUnavailableError as error:
+        # Status 1, not 2: the command line was right, this installation lacks an extra.
+        raise CommandLineError(f"{option}: {error}", status=1) from None
 
 
 def _output_for(path: str, trace_name: str, many: bool) -> Path:
@@ -44,22 +102,91 @@ def _write_json(path: str | None, document: dict[str, Any]) -> None:
         print(f"wrote {path}")
 
 
+def _warn(command: str, message: str) -> None:
+    print(f"slaballoc {command}: {message}", file=sys.stderr)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _power_of_two(text: str) -> int:
+    value = _positive(text)
+    if value & (value - 1):
+        raise argparse.ArgumentTypeError(f"must be a power of two (1, 2, 4, 8, ...), got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def _add_output_options(command: argparse.ArgumentParser, *, plot: str) -> None:
+    """The options every measuring command shares."""
+    command.add_argument("--json", metavar="FILE", help="also write the numbers to FILE")
+    command.add_argument("--plot", metavar="FILE", help=plot + " (needs matplotlib)")
+    command.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress line on stderr (there is none anyway when stderr is not a terminal)",
+    )
+
+
 # -- demo ---------------------------------------------------------------------------------
+
+
+def _demo_arguments(demo: argparse.ArgumentParser) -> None:
+    demo.add_argument(
+        "allocator",
+        choices=[*KINDS, "all"],
+        nargs="?",
+        default="all",
+        help="which allocator to walk through (default: all three)",
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
     names = list(KINDS) if args.allocator == "all" else [args.allocator]
     colour = use_colour(sys.stdout)
+    print_notation(sys.stdout)
     for name in names:
         try:
             run_demo(KINDS[name], sys.stdout, colour=colour)
         except DemoFailedError as failure:
-            print(f"slaballoc demo: {failure}", file=sys.stderr)
+            _warn("demo", str(failure))
             return 1
     return 0
 
 
+# -- map ----------------------------------------------------------------------------------
+
+
+def _map_arguments(map_: argparse.ArgumentParser) -> None:
+    map_.add_argument("allocator", choices=list(KINDS), help="which allocator to draw")
+    map_.add_argument(
+        "step",
+        type=int,
+        choices=range(1, len(SCENARIOS) + 1),
+        metavar="STEP",
+        help=f"the demo scenario (1 to {len(SCENARIOS)}) whose memory to draw",
+    )
+    map_.add_argument("-o", "--output", default="-", help="SVG file to write (default: stdout)")
+
+
 def _map(args: argparse.Namespace) -> int:
+    _check_output(args.output, "-o")
     kind = KINDS[args.allocator]
     title, slab = state_after(kind, args.step)
     heading = f"{type(slab).__name__} after test {args.step}: {title}"
@@ -75,7 +202,18 @@ def _map(args: argparse.Namespace) -> int:
 # -- bench --------------------------------------------------------------------------------
 
 
+def _bench_arguments(bench: argparse.ArgumentParser) -> None:
+    bench.add_argument("--repeats", type=_positive, default=5, help="runs per case (default 5)")
+    bench.add_argument("--scaling", action="store_true", help="also run the scaling table (slow)")
+    bench.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    _add_output_options(bench, plot="chart the comparison to FILE (.png or .svg)")
+
+
 def _bench(args: argparse.Namespace) -> int:
+    _check_output(args.json, "--json")
+    _check_output(args.plot, "--plot")
+    if args.plot:
+        _check_plotting("--plot")
     from . import bench, reports, scaling
 
     progress = _progress(args)
@@ -85,19 +223,15 @@ def _bench(args: argparse.Namespace) -> int:
         sizes = [bench.SEED_SIZE, bench.Size("quick: 1,024 slots at 99%", 1024, 0.99, 500, 1)]
         pair_slots = 1024
     document: dict[str, Any] = {"machine": reports.machine(), "repeats": args.repeats}
-    print(f"slaballoc {__version__} bench: {reports.machine_line()}\n")
+    print(f"slaballoc {__version__} bench: {reports.machine_line()}\n", flush=True)
 
     comparison = bench.run_comparison(sizes, args.repeats, progress=progress)
     print(reports.comparison_table(comparison), end="\n\n")
     document["comparison"] = comparison.times
     if args.plot:
-        from .plots import PlottingUnavailableError, plot_comparison
+        from .plots import plot_comparison
 
-        try:
-            plot_comparison(comparison, args.plot)
-        except PlottingUnavailableError as error:
-            print(f"slaballoc bench: {error}", file=sys.stderr)
-            return 1
+        plot_comparison(comparison, args.plot)
         print(f"wrote {args.plot}\n")
 
     pairs = {
@@ -131,85 +265,6 @@ def _bench(args: argparse.Namespace) -> int:
 # -- replay -------------------------------------------------------------------------------
 
 
-def _replay(args: argparse.Namespace) -> int:
-    from . import reports
-    from .replay import compare_on_trace
-    from .traces import TraceFormatError, read_trace
-
-    progress = _progress(args)
-    peers = args.peers
-    results = []
-    many = len(args.traces) > 1
-    for path in args.traces:
-        try:
-            trace = read_trace(path)
-        except (OSError, TraceFormatError) as error:
-            print(f"slaballoc replay: {error}", file=sys.stderr)
-            return 2
-        if args.plot or args.html:
-            status = _draw_replay(args, trace, many)
-            if status:
-                return status
-        results.append(
-            compare_on_trace(
-                trace,
-                capacity=args.capacity,
-                alignment=args.alignment,
-                repeats=args.repeats,
-                peers=peers,
-                seed_budget=args.seed_budget,
-                progress=progress,
-            )
-        )
-    print(f"slaballoc {__version__} replay: {reports.machine_line()}")
-    print(f"DynamicSlab, alignment {args.alignment}; ops/s are medians of {args.repeats} runs\n")
-    print(reports.replay_table(results))
-    for result in results:
-        if result.audit.first_failure:
-            print(f"{result.trace}: first failed request at {result.audit.first_failure}")
-    _write_json(
-        args.json,
-        {
-            "machine": reports.machine(),
-            "alignment": args.alignment,
-            "repeats": args.repeats,
-            "traces": [result.as_dict() for result in results],
-        },
-    )
-    return 0
-
-
-def _draw_replay(args: argparse.Namespace, trace: Any, many: bool) -> int:
-    from .page import replay_page
-    from .plots import PlottingUnavailableError, plot_replay
-    from .recording import record_replay
-
-    recording = record_replay(trace, capacity=args.capacity, alignment=args.alignment)
-    if args.html:
-        target = _output_for(args.html, trace.name, many)
-        target.write_text(replay_page(recording), encoding="utf-8")
-        print(f"wrote {target}")
-    if args.plot:
-        target = _output_for(args.plot, trace.name, many)
-        try:
-            plot_replay(recording, target)
-        except PlottingUnavailableError as error:
-            print(f"slaballoc replay: {error}", file=sys.stderr)
-            return 1
-        print(f"wrote {target}")
-    return 0
-
-
-# -- the parser ---------------------------------------------------------------------------
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _peer_list(text: str) -> list[str]:
     from .replay import PEERS
 
@@ -222,69 +277,28 @@ def _peer_list(text: str) -> list[str]:
     return names
 
 
-def _add_output_options(command: argparse.ArgumentParser, *, plot: str) -> None:
-    """The options every measuring command shares."""
-    command.add_argument("--json", metavar="FILE", help="also write the numbers to FILE")
-    command.add_argument("--plot", metavar="FILE", help=plot + " (needs matplotlib)")
-    command.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line, one sub-command per job."""
-    parser = argparse.ArgumentParser(
-        prog="slaballoc",
-        description="Slab and best-fit allocators inside one flat byte buffer.",
+def _replay_arguments(replay: argparse.ArgumentParser) -> None:
+    replay.add_argument(
+        "traces",
+        nargs="*",
+        metavar="TRACE",
+        help="a .rep or .rep.gz trace file, or sample:NAME for a trace shipped with slaballoc",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = commands.add_parser(
-        "demo",
-        help="walk through the seed's eleven scenarios",
-        description="Walk through the seed's eleven scenarios for one allocator or all three.",
+    replay.add_argument(
+        "--list-samples", action="store_true", help="list the sample traces and stop"
     )
-    demo.add_argument("allocator", choices=[*KINDS, "all"], nargs="?", default="all")
-    demo.set_defaults(run=_demo)
-
-    map_ = commands.add_parser(
-        "map",
-        help="draw the memory after a demo step as SVG",
-        description="Run one of the eleven demo scenarios and draw the memory it leaves, as SVG.",
+    replay.add_argument(
+        "--allocator",
+        choices=["dynamic"],
+        default="dynamic",
+        help="the allocator to replay through (DynamicSlab, the only variable-size one)",
     )
-    map_.add_argument("allocator", choices=list(KINDS))
-    map_.add_argument("step", type=int, choices=range(1, len(SCENARIOS) + 1), metavar="STEP")
-    map_.add_argument("-o", "--output", default="-", help="SVG file to write (default: stdout)")
-    map_.set_defaults(run=_map)
-
-    bench = commands.add_parser(
-        "bench",
-        help="the seed's linear-search versus free-list comparison",
-        description=(
-            "Time LinearSlab and FreeListSlab (safe and fast) beside bytearray(64) and a bare "
-            "list pop/append, at the seed's size and at 65,536 slots; free(alloc()) pairs; "
-            "metadata per slot; and, with --scaling, cost per operation from 1k to 1M live blocks."
-        ),
-    )
-    bench.add_argument("--repeats", type=_positive, default=5, help="runs per case (default 5)")
-    bench.add_argument("--scaling", action="store_true", help="also run the scaling table (slow)")
-    bench.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    _add_output_options(bench, plot="chart the comparison to FILE (.png or .svg)")
-    bench.set_defaults(run=_bench)
-
-    replay = commands.add_parser(
-        "replay",
-        help="replay malloclab .rep traces through DynamicSlab and its peers",
-        description=(
-            "Replay allocation traces (malloclab .rep format) through DynamicSlab, beside "
-            "multiprocessing.heap.Heap and the seed's own algorithm; verify every byte; report "
-            "ops/s, peak live bytes, high-water mark, utilization, failures and realloc copies."
-        ),
-    )
-    replay.add_argument("traces", nargs="+", metavar="TRACE")
-    replay.add_argument("--allocator", choices=["dynamic"], default="dynamic")
     replay.add_argument("--capacity", type=_positive, help="arena bytes (default: from the trace)")
     replay.add_argument(
-        "--alignment", type=_positive, default=8, help="block alignment (default 8)"
+        "--alignment",
+        type=_power_of_two,
+        default=8,
+        help="block alignment, a power of two (default 8)",
     )
     replay.add_argument("--repeats", type=_positive, default=3, help="timed runs (default 3)")
     replay.add_argument(
@@ -295,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument(
         "--seed-budget",
-        type=float,
+        type=_seconds,
         default=60.0,
         metavar="SECONDS",
         help="stop the seed's O(n) algorithm after this long per run (default 60)",
@@ -304,14 +318,205 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--html", metavar="FILE", help="write an animated, self-contained replay page to FILE"
     )
-    replay.set_defaults(run=_replay)
+
+
+def _list_samples() -> int:
+    from .samples import PREFIX, SAMPLES
+    from .tables import format_table
+
+    rows = [[PREFIX + name, description] for name, description in SAMPLES.items()]
+    print(format_table(["TRACE", "the first 20,000 operations of"], rows))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    if args.list_samples:
+        return _list_samples()
+    if not args.traces:
+        raise CommandLineError(
+            "name at least one TRACE: a .rep or .rep.gz file, or sample:NAME (see --list-samples)"
+        )
+    for path, option in ((args.json, "--json"), (args.plot, "--plot"), (args.html, "--html")):
+        _check_output(path, option)
+    if args.plot:
+        _check_plotting("--plot")
+    from . import reports
+
+    results = []
+    errors: list[dict[str, str]] = []
+    for argument in args.traces:
+        try:
+            results.append(_replay_one(args, argument))
+        except (OSError, SlabError, MemoryError, OverflowError) as error:
+            message = _replay_error(argument, error, args.capacity)
+            _warn("replay", message)
+            errors.append({"trace": argument, "error": message})
+    if results:
+        print(f"slaballoc {__version__} replay: {reports.machine_line()}")
+        print(
+            f"DynamicSlab, alignment {args.alignment}; ops/s are medians of {args.repeats} runs\n"
+        )
+        print(reports.replay_table(results))
+        for line in reports.replay_notes(results):
+            print(line)
+    _write_json(
+        args.json,
+        {
+            "machine": reports.machine(),
+            "alignment": args.alignment,
+            "repeats": args.repeats,
+            "traces": [result.as_dict() for result in results],
+            "errors": errors,
+        },
+    )
+    if errors and len(args.traces) > 1:
+        _warn("replay", f"{len(errors)} of {len(args.traces)} traces could not be replayed")
+    return USAGE_ERROR if errors else 0
+
+
+def _replay_one(args: argparse.Namespace, argument: str) -> TraceComparison:
+    from .replay import check_capacity, compare_on_trace
+    from .samples import is_sample, read_sample
+    from .traces import read_trace
+
+    trace = read_sample(argument) if is_sample(argument) else read_trace(argument)
+    if args.capacity is not None:
+        check_capacity(trace, args.capacity, args.alignment)
+    if args.html or args.plot:
+        _draw_replay(args, trace)
+    return compare_on_trace(
+        trace,
+        capacity=args.capacity,
+        alignment=args.alignment,
+        repeats=args.repeats,
+        peers=args.peers,
+        seed_budget=args.seed_budget,
+        progress=_progress(args),
+    )
+
+
+def _draw_replay(args: argparse.Namespace, trace: Trace) -> None:
+    """Write ``--html`` and ``--plot`` for one trace, from one recorded replay."""
+    from .recording import record_replay
+
+    recording = record_replay(trace, capacity=args.capacity, alignment=args.alignment)
+    many = len(args.traces) > 1
+    if args.html:
+        from .page import replay_page
+
+        target = _output_for(args.html, trace.name, many)
+        target.write_text(replay_page(recording), encoding="utf-8")
+        print(f"wrote {target}")
+    if args.plot:
+        from .plots import plot_replay
+
+        target = _output_for(args.plot, trace.name, many)
+        plot_replay(recording, target)
+        print(f"wrote {target}")
+
+
+def _replay_error(argument: str, error: BaseException, capacity: int | None) -> str:
+    """One line saying why ``argument`` could not be replayed."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"cannot read {argument}: {error.strerror}"
+    if isinstance(error, (MemoryError, OverflowError)) and not isinstance(error, SlabError):
+        advice = "try a smaller --capacity" if capacity else "the trace needs a larger machine"
+        return f"{argument}: not enough memory for the replay's arena; {advice}"
+    return str(error) or f"{argument}: {type(error).__name__}"
+
+
+# -- the table of sub-commands ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Command:
+    """One sub-command: its name, its help, how it takes arguments, and what it does."""
+
+    name: str
+    summary: str  # one line, for ``slaballoc --help``
+    description: str  # for ``slaballoc NAME --help``
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: list[Command] = [
+    Command(
+        "demo",
+        "walk through the seed's eleven scenarios",
+        "Walk through the seed's eleven scenarios for one allocator or all three.",
+        _demo_arguments,
+        _demo,
+    ),
+    Command(
+        "map",
+        "draw the memory after a demo step as SVG",
+        "Run one of the eleven demo scenarios and draw the memory it leaves, as SVG.",
+        _map_arguments,
+        _map,
+    ),
+    Command(
+        "bench",
+        "the seed's linear-search versus free-list comparison",
+        "Time LinearSlab and FreeListSlab (safe and fast) beside bytearray(64) and a bare "
+        "list pop/append, at the seed's size and at 65,536 slots; free(alloc()) pairs; "
+        "metadata per slot; and, with --scaling, cost per operation from 1k to 1M live blocks.",
+        _bench_arguments,
+        _bench,
+    ),
+    Command(
+        "replay",
+        "replay malloclab .rep traces through DynamicSlab and its peers",
+        "Replay allocation traces (malloclab .rep format, or .rep.gz) through DynamicSlab, "
+        "beside multiprocessing.heap.Heap and the seed's own algorithm; verify every byte; "
+        "report ops/s, peak live bytes, high-water mark, utilization, failures, realloc copies "
+        "and anything the trace itself did wrong (double frees, say). Sample traces ship with "
+        "slaballoc: sample:NAME (see --list-samples).",
+        _replay_arguments,
+        _replay,
+    ),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, one sub-command per row of :data:`COMMANDS`."""
+    parser = _Parser(
+        prog="slaballoc",
+        description="Slab and best-fit allocators inside one flat byte buffer.",
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        sub = commands.add_parser(
+            command.name, help=command.summary, description=command.description
+        )
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    args = build_parser().parse_args(argv)
-    status: int = args.run(args)
+    """Run the command line; return the exit status (see the module docstring)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status: int = args.run(args)
+    except CommandLineError as error:
+        _warn(args.command, str(error))
+        return error.status
+    except KeyboardInterrupt:
+        # On a terminal, first erase the progress line the interruption cut short.
+        erase = "\r\x1b[K" if sys.stderr.isatty() else ""
+        print(f"{erase}slaballoc {args.command}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        # The reader left (``| head``): say nothing, and send what is still
+        # buffered nowhere, so that Python's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return BROKEN_PIPE
+    except OSError as error:  # writing a result failed after the checks passed: disk full, say
+        _warn(args.command, f"cannot write {error.filename or 'the output'}: {error.strerror}")
+        return 1
     return status
 
 

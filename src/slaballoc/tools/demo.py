@@ -20,7 +20,17 @@ from ..errors import DoubleFreeError, InvalidFreeError, OutOfMemoryError, SlabEr
 from ..slabs import FreeListSlab, LinearSlab
 from .render import block_list, text_map
 
-__all__ = ["KINDS", "SCENARIOS", "Demo", "DemoFailedError", "Kind", "run_demo", "state_after"]
+__all__ = [
+    "KINDS",
+    "NOTATION",
+    "SCENARIOS",
+    "Demo",
+    "DemoFailedError",
+    "Kind",
+    "print_notation",
+    "run_demo",
+    "state_after",
+]
 
 Allocator = LinearSlab | FreeListSlab | DynamicSlab
 T = TypeVar("T")
@@ -235,25 +245,42 @@ def allocate_when_full(demo: Demo) -> None:
         demo.refused("alloc()", slab.alloc, OutOfMemoryError)
 
 
-def free_all(demo: Demo) -> None:
+def free_all(demo: Demo) -> int:
+    """Free the blocks of test 3 in the order they were allocated; return the offset freed last."""
     views = demo.set_up(allocate_several, "as in test 3")
+    last = demo.slab.offset_of(views[-1])
     for view in views:
         demo.free(view)
     demo.expect(len(demo.slab) == 0 and demo.slab.used == 0, "no live blocks, 0 bytes used")
     demo.slab.check()
     demo.expect(True, "check() finds the bookkeeping consistent")
+    return last
 
 
 def allocate_after_freeing_all(demo: Demo) -> None:
-    demo.set_up(free_all, "as in test 8")
+    freed_last = demo.set_up(
+        free_all, "as in test 8, which freed the blocks in the order they were allocated"
+    )
     if demo.kind.variable:
         blocks = list(demo.slab.blocks())
         demo.expect(len(blocks) == 1, "the freed blocks coalesced into one free block")
         view = demo.alloc(4096)
         demo.expect(len(view) == 4096, "one 4096-byte block fits: coalescing left no seams")
+        return
+    view = demo.alloc(64)
+    offset = demo.slab.offset_of(view)
+    if demo.kind.name == "freelist":
+        demo.expect(
+            offset == freed_last,
+            f"it lands at offset {freed_last}, the slot freed last: the free list is a stack "
+            "(LIFO), so the last slot pushed is the first popped",
+        )
     else:
-        view = demo.alloc(64)
-        demo.expect(len(view) == 64, "allocation works again")
+        demo.expect(
+            offset == 0,
+            "it lands at offset 0: linear search takes the lowest free slot, "
+            "whatever order the slots were freed in",
+        )
 
 
 def invalid_frees(demo: Demo) -> None:
@@ -326,6 +353,32 @@ SCENARIOS: list[tuple[str, Callable[[Demo], object]]] = [
     ("Invalid frees", invalid_frees),
     ("Use after free", use_after_free),
 ]
+
+
+NOTATION = """\
+How to read the demo
+  Each test starts from a new 4096-byte allocator. A line shows a call, then "->" and what came
+  back; "ok:" is a check of what the seed says must happen (a failed check stops the demo).
+  A test ends with a map of the memory, left to right (here shortened to 7 cells):
+
+    memory: [#:.....]  104/4096 B used in 1 live block, 1 free
+
+  - one cell is 64 bytes, so 64 cells are the 4096 bytes (for the slabs, one cell is one slot);
+  - '#': every byte of the cell is in a live block; '.': every byte is free; ':' both (a block
+    starts or ends inside the cell);
+  - "104/4096 B used": the bytes of the live blocks. DynamicSlab rounds every block up to its
+    alignment (8 bytes, so that any block can hold 8-byte numbers), so alloc(100) gives a view
+    of exactly 100 bytes but uses 104, and the next block starts at offset 104;
+  - "1 live block, 1 free" counts blocks, not bytes: for the slabs a free block is a free slot
+    ("63 free" is 63 slots); for DynamicSlab it is a run of free bytes (free neighbours merge);
+  - DynamicSlab also lists its blocks: "#0+104" is a live block of 104 bytes at offset 0,
+    ".104+3992" a free block of 3992 bytes after it.
+"""
+
+
+def print_notation(out: TextIO) -> None:
+    """Explain the demo's notation (once, before the first allocator's scenarios)."""
+    print(NOTATION, file=out)
 
 
 def run_demo(kind: Kind, out: TextIO, *, colour: bool = False) -> None:

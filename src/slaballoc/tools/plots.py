@@ -15,7 +15,7 @@ from .bench import SCENARIOS, SeedComparison
 from .recording import Frame, Recording
 from .render import share_grid
 
-__all__ = ["PlottingUnavailableError", "plot_comparison", "plot_replay"]
+__all__ = ["PlottingUnavailableError", "plot_comparison", "plot_replay", "require_pyplot"]
 
 _MAP_COLUMNS, _MAP_ROWS = 256, 64  # the map under the replay plot: at most this many cells
 
@@ -24,7 +24,8 @@ class PlottingUnavailableError(RuntimeError):
     """matplotlib is not installed."""
 
 
-def _pyplot() -> Any:
+def require_pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files; :class:`PlottingUnavailableError` if it is missing."""
     try:
         import matplotlib  # noqa: PLC0415 - an optional dependency, imported when asked for
 
@@ -47,7 +48,7 @@ def plot_replay(recording: Recording, path: str | Path) -> None:
     blocks (its most fragmented moment).  The format follows the file name's
     extension (``.png``, ``.svg``, ...).
     """
-    plt = _pyplot()
+    plt = require_pyplot()
     from matplotlib.patches import Patch  # noqa: PLC0415 - optional, as above
 
     if not recording.frames:  # an empty trace: say so, rather than draw empty axes
@@ -143,7 +144,7 @@ def _draw_map(axis: Any, recording: Recording, frame: Frame, what: str) -> None:
 
 def plot_comparison(comparison: SeedComparison, path: str | Path) -> None:
     """The seed comparison as grouped bars, one panel per size, log scale."""
-    plt = _pyplot()
+    plt = require_pyplot()
     sizes = list(comparison.times)
     figure, axes = plt.subplots(len(sizes), 1, figsize=(11, 4.2 * len(sizes)), squeeze=False)
     scenarios = [*SCENARIOS, "overall"]

@@ -18,20 +18,25 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from ..dynamic import DynamicSlab
-from ..errors import OutOfMemoryError
+from ..errors import SlabError
 from ..sizes import round_up
+from .interpreter import TraceInterpreter, peak_live_bytes
 from .peers import DynamicContender, MultiprocessingHeap, SeedDynamic
 from .timing import Progress, no_progress
 from .traces import ALLOC, FREE, Trace
 
 __all__ = [
     "PEERS",
+    "Anomaly",
     "Audit",
+    "CapacityTooSmallError",
     "Contender",
+    "ReplayCorruptionError",
     "Timing",
     "TraceComparison",
     "audit_replay",
     "capacity_for",
+    "check_capacity",
     "compare_on_trace",
     "pattern",
     "time_replay",
@@ -66,6 +71,14 @@ class Timing:
 
 
 @dataclass(frozen=True)
+class Anomaly:
+    """How often a trace did one wrong thing (a double free, say), and where first."""
+
+    count: int
+    first: str  # "op N"
+
+
+@dataclass(frozen=True)
 class Audit:
     """What an untimed, verified replay through ``DynamicSlab`` found."""
 
@@ -77,6 +90,7 @@ class Audit:
     first_failure: str | None  # "line N: a ID SIZE" of the first failed request
     realloc_copies: int  # reallocs that had to move the block
     verified_bytes: int  # live bytes compared with their pattern at the end
+    anomalies: dict[str, Anomaly]  # by kind (see .interpreter): what the program did wrong
 
     @property
     def utilization(self) -> float:
@@ -90,17 +104,44 @@ def capacity_for(trace: Trace, alignment: int = 8) -> int:
     Twice the peak of live bytes (rounded up per block) leaves room for
     fragmentation, plus the largest request, which a realloc needs twice.
     """
-    peak = trace.peak_live_bytes() + len(trace) // 2 * (alignment - 1)
+    peak = peak_live_bytes(trace) + len(trace) // 2 * (alignment - 1)
     return round_up(2 * peak + 2 * trace.max_size() + (1 << 16), 1 << 12)
+
+
+class CapacityTooSmallError(SlabError, ValueError):
+    """An arena asked for that cannot hold the trace's largest request."""
+
+
+def check_capacity(trace: Trace, capacity: int, alignment: int = 8) -> None:
+    """Raise :class:`CapacityTooSmallError` unless ``capacity`` can hold every single request.
+
+    A capacity below the peak of live bytes is allowed: the requests that do
+    not fit are counted as failures, which is what such a replay measures.
+
+    >>> from .traces import parse_trace
+    >>> trace = parse_trace("0\\n1\\n1\\n1\\na 0 100\\n", "t.rep")
+    >>> check_capacity(trace, 64)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    slaballoc.tools.replay.CapacityTooSmallError: ... its largest request needs 104 bytes ...
+    """
+    largest = round_up(max(trace.max_size(), 1), alignment)
+    if capacity < largest:
+        raise CapacityTooSmallError(
+            f"a capacity of {capacity:,} bytes is too small for {trace.name}: its largest request "
+            f"needs {largest:,} bytes (at alignment {alignment}); give at least that, or leave "
+            "the capacity out to size the arena from the trace"
+        )
 
 
 def time_replay(trace: Trace, contender: Contender, *, budget: float | None = None) -> Timing:
     """Run every operation of ``trace`` through ``contender``; time it.
 
-    A request of 0 bytes is served as 1 byte (``malloc(0)`` returns a unique
-    block).  A failed request is counted and the id stays empty.  With
-    ``budget`` (seconds) the replay stops early, between two chunks, once the
-    budget is spent, and says so.
+    The rules are :mod:`.interpreter`'s, written out inline because this loop
+    is what is timed; a test checks that it makes exactly the interpreter's
+    calls.  A request of 0 bytes is served as 1 byte (``malloc(0)`` returns a
+    unique block).  With ``budget`` (seconds) the replay stops early, between
+    two chunks, once the budget is spent, and says so.
     """
     alloc, free, realloc = contender.alloc, contender.free, contender.realloc
     handles: list[Any] = [None] * trace.id_count
@@ -113,15 +154,20 @@ def time_replay(trace: Trace, contender: Contender, *, budget: float | None = No
         started = clock()
         for index in range(chunk_start, chunk_end):
             kind, ident = kinds[index], ids[index]
+            if kind == FREE:
+                if ident >= 0 and handles[ident] is not None:
+                    free(handles[ident])
+                    handles[ident] = None
+                continue
+            handle = handles[ident]
+            if handle is not None and kind == ALLOC:  # an alloc of a live id: free it first
+                free(handle)
+                handle = handles[ident] = None
             try:
-                if kind == FREE:
-                    if ident >= 0 and handles[ident] is not None:
-                        free(handles[ident])
-                        handles[ident] = None
-                elif kind == ALLOC or handles[ident] is None:
+                if handle is None:
                     handles[ident] = alloc(sizes[index] or 1)
                 else:
-                    handles[ident] = realloc(handles[ident], sizes[index] or 1)
+                    handles[ident] = realloc(handle, sizes[index] or 1)
             except MemoryError:
                 failed += 1
         elapsed += clock() - started
@@ -140,104 +186,97 @@ def pattern(ident: int, size: int) -> bytes:
     return (stamp * (size // 4 + 1))[:size]
 
 
-def audit_replay(
-    trace: Trace,
-    capacity: int | None = None,
-    alignment: int = 8,
-    on_step: Callable[[int, DynamicSlab], None] | None = None,
-) -> Audit:
+class ReplayCorruptionError(AssertionError):
+    """A block's bytes changed while it was live: a bug in the allocator."""
+
+
+def audit_replay(trace: Trace, capacity: int | None = None, alignment: int = 8) -> Audit:
     """Replay ``trace`` through a ``DynamicSlab``, verifying every byte; see :class:`Audit`.
 
-    ``on_step(index, slab)``, if given, is called after every operation (for
-    drawing the replay).
+    Raises :class:`ReplayCorruptionError`, naming the operation, if a live
+    block's bytes changed.
     """
     capacity = capacity_for(trace, alignment) if capacity is None else capacity
-    auditor = _Auditor(trace, DynamicSlab(capacity, alignment=alignment))
-    for index, (kind, ident, size) in enumerate(
-        zip(trace.kinds, trace.ids, trace.sizes, strict=True)
-    ):
-        if kind == FREE:
-            auditor.free(index, ident)
-        else:
-            auditor.place(index, kind, ident, size)
-        if on_step is not None:
-            on_step(index, auditor.slab)
-    return auditor.finish(capacity)
+    auditor = _Auditor(trace.id_count, DynamicSlab(capacity, alignment=alignment))
+    interpreter = TraceInterpreter(trace, auditor)
+    try:
+        tally = interpreter.run()
+    except ReplayCorruptionError as error:
+        index = interpreter.position
+        where = f"op {index + 1} ({trace.operation(index)})"
+        raise ReplayCorruptionError(f"{trace.name}, {where}: {error}") from None
+    try:
+        verified = auditor.verify_all()
+    except ReplayCorruptionError as error:
+        raise ReplayCorruptionError(f"{trace.name}, at the end: {error}") from None
+    auditor.slab.check()
+    first = tally.first_failure
+    return Audit(
+        ops=tally.ops,
+        capacity=capacity,
+        peak_live=auditor.peak,
+        high_water=auditor.high_water,
+        failed=tally.failed,
+        first_failure=None if first is None else f"op {first + 1}: {trace.operation(first)}",
+        realloc_copies=auditor.copies,
+        verified_bytes=verified,
+        anomalies={
+            kind: Anomaly(count, f"op {tally.first_anomaly[kind] + 1}")
+            for kind, count in tally.anomalies.items()
+        },
+    )
 
 
 class _Auditor:
-    """The state of an audited replay: every block's view, requested size and pattern."""
+    """A :class:`~.interpreter.TraceTarget`: every block's view, requested size and pattern."""
 
-    def __init__(self, trace: Trace, slab: DynamicSlab) -> None:
+    def __init__(self, id_count: int, slab: DynamicSlab) -> None:
         self.slab = slab
-        self.views: list[memoryview | None] = [None] * trace.id_count
-        self.requested = [0] * trace.id_count
-        self.ops = len(trace)
-        self.live = self.peak = self.high_water = self.failed = self.copies = 0
-        self.first_failure: str | None = None
+        self.views: list[memoryview | None] = [None] * id_count
+        self.requested = [0] * id_count
+        self.live = self.peak = self.high_water = self.copies = 0
 
-    def free(self, index: int, ident: int) -> None:
-        view = self.views[ident] if ident >= 0 else None
-        if view is not None:
-            _verify(view, ident, index)
-            self.slab.free(view)
-            self.views[ident] = None
-            self.live -= self.requested[ident]
+    def alloc(self, ident: int, size: int) -> None:
+        self._placed(ident, self.slab.alloc(size or 1), size)
 
-    def place(self, index: int, kind: int, ident: int, size: int) -> None:
-        """An allocation, or a realloc (an allocation when the id is not live)."""
-        old = self.views[ident]
-        try:
-            if kind == ALLOC or old is None:
-                view = self.slab.alloc(size or 1)
-            else:
-                view = self._realloc(index, ident, old, size)
-        except OutOfMemoryError:
-            self.failed += 1
-            if self.first_failure is None:
-                op = "a" if kind == ALLOC else "r"
-                self.first_failure = f"op {index + 1}: {op} {ident} {size}"
-            return
-        view[:] = pattern(ident, len(view))
-        self.views[ident] = view
-        self.live += size - (0 if old is None else self.requested[ident])
-        self.requested[ident] = size
-        end = self.slab.offset_of(view) + round_up(len(view), self.slab.alignment)
-        self.high_water = max(self.high_water, end)
-        self.peak = max(self.peak, self.live)
+    def free(self, ident: int) -> None:
+        view = self._verified(ident)
+        self.slab.free(view)
+        self.views[ident] = None
+        self.live -= self.requested[ident]
 
-    def _realloc(self, index: int, ident: int, old: memoryview, size: int) -> memoryview:
-        _verify(old, ident, index)
+    def realloc(self, ident: int, size: int) -> None:
+        old = self._verified(ident)
         old_offset, old_size = self.slab.offset_of(old), len(old)
         view = self.slab.realloc(old, size or 1)
         self.copies += self.slab.offset_of(view) != old_offset
         kept = min(old_size, len(view))
         if view[:kept] != pattern(ident, kept):
-            raise AssertionError(f"op {index}: realloc lost block {ident}'s contents")
+            raise ReplayCorruptionError(f"realloc lost block {ident}'s contents")
+        self.live -= self.requested[ident]
+        self._placed(ident, view, size)
+
+    def _placed(self, ident: int, view: memoryview, size: int) -> None:
+        view[:] = pattern(ident, len(view))
+        self.views[ident] = view
+        self.requested[ident] = size
+        self.live += size
+        self.peak = max(self.peak, self.live)
+        end = self.slab.offset_of(view) + round_up(len(view), self.slab.alignment)
+        self.high_water = max(self.high_water, end)
+
+    def _verified(self, ident: int) -> memoryview:
+        view = self.views[ident]
+        assert view is not None  # the interpreter calls free and realloc for live ids only
+        if view != pattern(ident, len(view)):
+            raise ReplayCorruptionError(f"block {ident}'s bytes changed while it was live")
         return view
 
-    def finish(self, capacity: int) -> Audit:
-        verified = 0
-        for ident, view in enumerate(self.views):
-            if view is not None:
-                _verify(view, ident, self.ops)
-                verified += len(view)
-        self.slab.check()
-        return Audit(
-            self.ops,
-            capacity,
-            self.peak,
-            self.high_water,
-            self.failed,
-            self.first_failure,
-            self.copies,
-            verified,
+    def verify_all(self) -> int:
+        """Check every live block's bytes; return how many were compared."""
+        return sum(
+            len(self._verified(ident)) for ident, v in enumerate(self.views) if v is not None
         )
-
-
-def _verify(view: memoryview, ident: int, index: int) -> None:
-    if view != pattern(ident, len(view)):
-        raise AssertionError(f"op {index}: block {ident}'s bytes changed while it was live")
 
 
 #: The peers a replay can be compared with, by the name ``--peers`` takes.

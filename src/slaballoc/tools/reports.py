@@ -17,6 +17,7 @@ __all__ = [
     "machine_line",
     "memory_table",
     "pairs_table",
+    "replay_notes",
     "replay_table",
     "scaling_table",
 ]
@@ -146,3 +147,18 @@ def replay_table(results: Sequence[TraceComparison]) -> str:
     if any(not t.finished for r in results for t in r.timings.values()):
         text += "\n* stopped at its time budget; ops/s over the operations it did"
     return text
+
+
+def replay_notes(results: Sequence[TraceComparison]) -> list[str]:
+    """What the table cannot show: each trace's first failed request and its anomalies."""
+    notes = []
+    for r in results:
+        if r.audit.first_failure:
+            notes.append(f"{r.trace}: first failed request at {r.audit.first_failure}")
+        for kind, anomaly in r.audit.anomalies.items():
+            times = "once" if anomaly.count == 1 else f"{anomaly.count:,} times"
+            notes.append(
+                f"{r.trace}: {kind}, {times} (first at {anomaly.first}): a mistake in the "
+                "trace itself, replayed as slaballoc.tools.interpreter's rules say"
+            )
+    return notes

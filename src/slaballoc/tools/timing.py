@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gc
+import shutil
 import statistics
 import time
 from collections.abc import Callable, Mapping
+from typing import TextIO
 
-__all__ = ["Progress", "interleaved", "no_progress", "timed"]
+__all__ = ["Progress", "interleaved", "line_progress", "no_progress", "timed"]
 
 #: Told (done, total, label) as a long run goes on.
 Progress = Callable[[int, int, str], None]
@@ -15,6 +17,28 @@ Progress = Callable[[int, int, str], None]
 
 def no_progress(done: int, total: int, label: str) -> None:
     """A :data:`Progress` that says nothing."""
+
+
+def line_progress(stream: TextIO) -> Progress:
+    """Progress as one line on a terminal, rewritten in place; nothing when not a terminal.
+
+    An empty label (a run that is done) clears the line, so the results that
+    follow start on a clean one.  Logs and pipes get no progress at all.
+
+    >>> import io
+    >>> line_progress(io.StringIO()) is no_progress
+    True
+    """
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        return no_progress
+
+    def report(done: int, total: int, label: str) -> None:
+        text = f"[{done + 1}/{total}] {label}" if label else ""
+        text = text[: shutil.get_terminal_size().columns - 1]  # a wrapped line cannot be redrawn
+        stream.write(f"\r\x1b[K{text}")  # back to the line's start, erase it, write
+        stream.flush()
+
+    return report
 
 
 def interleaved(
