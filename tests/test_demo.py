@@ -36,7 +36,7 @@ def test_demo_detects_a_misbehaving_allocator(monkeypatch: pytest.MonkeyPatch) -
 
     def first_in_first_out(self: PureFreeList, capacity: int, slot_size: int = 64) -> None:
         original(self, capacity, slot_size)
-        self.put = lambda offset: self._stack.insert(0, offset)
+        self._put = lambda offset: self._stack.insert(0, offset)
 
     monkeypatch.setattr(PureFreeList, "__init__", first_in_first_out)
     monkeypatch.setattr(demo, "FreeListSlab", PureFreeListSlab)

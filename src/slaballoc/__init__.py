@@ -16,11 +16,14 @@ specification; ``SLABALLOC_PURE=1`` in the environment forces them).
 """
 
 from ._implementation import IMPLEMENTATION
-from .arena import Arena
+from .allocator import BlockAllocator
 from .dynamic import DEFAULT_ALIGNMENT, DynamicSlab
 from .errors import (
     AllocatorClosedError,
+    BlockInUseError,
+    BufferTypeError,
     DoubleFreeError,
+    InvalidBufferError,
     InvalidFreeError,
     InvalidSizeError,
     InvariantError,
@@ -41,14 +44,17 @@ __all__ = [
     "DEFAULT_CAPACITY",
     "IMPLEMENTATION",
     "AllocatorClosedError",
-    "Arena",
     "ArenaStats",
     "BestFit",
     "Block",
+    "BlockAllocator",
+    "BlockInUseError",
+    "BufferTypeError",
     "DoubleFreeError",
     "DynamicSlab",
     "FreeList",
     "FreeListSlab",
+    "InvalidBufferError",
     "InvalidFreeError",
     "InvalidSizeError",
     "InvariantError",
