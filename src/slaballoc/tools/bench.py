@@ -58,11 +58,7 @@ class Contender:
     make: Callable[[int], tuple[Alloc, Free]]  # slot count -> (alloc, free)
 
 
-def _slab(
-    cls: type[LinearSlab | FreeListSlab | PureLinearSlab | PureFreeListSlab],
-    fast: bool,
-    slots: int,
-) -> tuple[Alloc, Free]:
+def _slab(cls: type[LinearSlab | FreeListSlab], fast: bool, slots: int) -> tuple[Alloc, Free]:
     slab = cls(capacity=slots * SLOT, slot_size=SLOT, fast=fast)
     return slab.alloc, slab.free
 
