@@ -27,7 +27,7 @@ from functools import partial
 from typing import Any
 
 from .._implementation import IMPLEMENTATION
-from ..slabs import FreeListSlab, LinearSlab, PureFreeListSlab, PureLinearSlab
+from ..slabs import FreeListSlab, LinearSlab, PureFreeListSlab
 from .timing import Progress, interleaved, no_progress, timed
 
 __all__ = [
