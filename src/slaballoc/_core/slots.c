@@ -754,6 +754,12 @@ static PyObject *slab_free_many(SlabObject *self, PyObject *iterable)
     if (slab_require_ready(self) < 0) {
         return NULL;
     }
+    if (self->closed) {
+        PyObject *args = PyTuple_Pack(1, iterable);
+        PyObject *result = args == NULL ? NULL : slab_spec_call((PyObject *)self, "free_many", args);
+        Py_XDECREF(args);
+        return result;
+    }
     PyObject *batch = PySequence_Fast(iterable, "free_many() needs an iterable of views");
     if (batch == NULL) {
         return NULL;
@@ -761,7 +767,7 @@ static PyObject *slab_free_many(SlabObject *self, PyObject *iterable)
     Py_ssize_t count = PySequence_Fast_GET_SIZE(batch);
     PyObject **items = PySequence_Fast_ITEMS(batch);
     Py_ssize_t marked = 0, exported = -1;
-    int valid = !self->closed;
+    int valid = 1;
     SLAB_BEGIN(self);
     /* As the specification: every view must be live (and given once) before any
      * export is looked at.  Each slot's live bit is cleared while validating, so
