@@ -213,6 +213,10 @@ def ignore(allocator: Any, result: Any) -> Any:
 def test_slot_policies_behave_as_their_specification(
     data: st.DataObject, classes: tuple[type, type], capacity: int, slot_size: int
 ) -> None:
+    made = [outcome(partial(cls, capacity, slot_size), lambda policy: None) for cls in classes]
+    assert made[0] == made[1]
+    if made[0][0] == "raised":  # a policy that could hold nothing
+        return
     pure, c = classes[0](capacity, slot_size), classes[1](capacity, slot_size)
 
     def state(policy: Any) -> tuple[Any, ...]:

@@ -160,6 +160,18 @@ static int slots_init(SlotsObject *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     Py_ssize_t count = capacity / slot_size;
+    if (count == 0) {
+        /* A policy that can hold nothing: the specification refuses it, with its reason. */
+        PyObject *specification = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "_specification");
+        PyObject *refused = specification == NULL ? NULL : PyObject_Call(specification, args, kwargs);
+        Py_XDECREF(specification);
+        if (refused != NULL) {
+            Py_DECREF(refused);
+            PyErr_SetString(PyExc_SystemError,
+                            "slaballoc: the C core refused a policy the specification accepts");
+        }
+        return -1;
+    }
     uint64_t *handed_out = PyMem_Calloc((size_t)count / 64 + 1, sizeof(uint64_t));
     uint8_t *used = NULL;
     uint32_t *stack = NULL;
