@@ -10,6 +10,7 @@ blocks, the stats, the length and the repr.
 from __future__ import annotations
 
 import pickle
+import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -252,3 +253,24 @@ def test_the_c_classes_are_in_use() -> None:
     # Guard against a build that silently fell back to Python.
     assert type(FreeListSlab()).__mro__[-2].__module__ == "slaballoc._core"
     assert FreeListSlab is not PureFreeListSlab
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_block_views_are_exactly_slices_of_the_memory(fast: bool) -> None:
+    # The C core builds views by narrowing a new view of the memory (views.c), relying on
+    # CPython's memoryview layout: on every version, it must be what slicing would give.
+    slab = FreeListSlab(capacity=64 * 8, slot_size=64, fast=fast)
+    view = slab.alloc_many(3)[2]
+    offset = slab.offset_of(view)
+    expected = slab.memory[offset : offset + 64]
+    for attribute in ("format", "itemsize", "ndim", "shape", "strides", "suboffsets", "readonly"):
+        assert getattr(view, attribute) == getattr(expected, attribute), attribute
+    assert (view.nbytes, view.c_contiguous, view.contiguous) == (64, True, True)
+    assert view.obj is expected.obj
+    view[:] = bytes(range(64))
+    assert bytes(slab.memory[offset : offset + 64]) == bytes(range(64))
+    assert bytes(slab.memory[offset - 64 : offset]) == bytes(64)  # nothing written before it
+    assert view[1:3].tobytes() == b"\x01\x02"
+    assert view.cast("I")[1] == int.from_bytes(bytes(range(4, 8)), sys.byteorder)
+    with pytest.raises(IndexError):
+        view[64]
