@@ -73,9 +73,13 @@ class Twins:
         """
         pure = outcome(lambda: action(self.pure, 0), lambda r: describe(self.pure, r))
         c = outcome(lambda: action(self.c, 1), lambda r: describe(self.c, r))
-        assert pure == c
         if pure[0] == "raised" and pure[1] is BlockInUseError and "cannot close" in pure[2]:
+            # Which exported block is named depends on the order each side looks in
+            # (allocation order in Python, address order in C): both name an exported one.
+            assert c[:2] == pure[:2]
+            assert c[2].startswith("cannot close ")
             return False
+        assert pure == c
         assert observe(self.pure) == observe(self.c)
         return True
 
