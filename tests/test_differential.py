@@ -123,7 +123,7 @@ def pick(data: st.DataObject, twins: Twins) -> Callable[[int], object]:
     return lambda side: foreign[kind]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     data=st.data(),
     classes=st.sampled_from(SLABS),
