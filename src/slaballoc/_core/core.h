@@ -27,10 +27,15 @@
 #ifdef Py_GIL_DISABLED
 #define SLAB_BEGIN(obj) Py_BEGIN_CRITICAL_SECTION(obj)
 #define SLAB_END() Py_END_CRITICAL_SECTION()
+/* An allocator and its policy object, both changed by one operation. */
+#define SLAB_BEGIN2(a, b) Py_BEGIN_CRITICAL_SECTION2(a, b)
+#define SLAB_END2() Py_END_CRITICAL_SECTION2()
 #else
 /* With the GIL, code that does not call into Python is atomic already. */
 #define SLAB_BEGIN(obj) {
 #define SLAB_END() }
+#define SLAB_BEGIN2(a, b) {
+#define SLAB_END2() }
 #endif
 
 /* -- errors: the Python specification builds them --------------------------- */

@@ -664,7 +664,7 @@ static PyObject *slab_alloc(SlabObject *self, PyObject *unused)
         }
         PyObject *view = NULL;
         int outcome = 0; /* 0 done (or error), 1 full, 2 changed meanwhile: again */
-        SLAB_BEGIN(self);
+        SLAB_BEGIN2(self, self->slots);
         uint64_t changes = self->slots->changes;
         Py_ssize_t slot = slots_next(self->slots);
         if (slot < 0) {
@@ -680,7 +680,7 @@ static PyObject *slab_alloc(SlabObject *self, PyObject *unused)
                 outcome = 2;
             }
         }
-        SLAB_END();
+        SLAB_END2();
         if (outcome == 1) {
             slab_raise_from_method((PyObject *)self->slots, "out_of_memory", NULL);
         }
@@ -747,7 +747,7 @@ static PyObject *slab_free(SlabObject *self, PyObject *view)
     PyObject *dropped = NULL;
     int outcome = 0; /* 0 freed, 1 not live, 2 exported, 3 policy misused, -1 error */
     Py_ssize_t slot;
-    SLAB_BEGIN(self);
+    SLAB_BEGIN2(self, self->slots);
     slot = self->closed ? -1 : slab_live_slot(self, view);
     if (slot < 0) {
         outcome = 1;
@@ -764,7 +764,7 @@ static PyObject *slab_free(SlabObject *self, PyObject *view)
     else {
         dropped = slab_commit_free(self, slot);
     }
-    SLAB_END();
+    SLAB_END2();
     Py_XDECREF(dropped);
     if (outcome == 1) {
         slab_raise_not_live(self, view);
@@ -804,7 +804,7 @@ static PyObject *slab_free_many(SlabObject *self, PyObject *iterable)
     PyObject **items = PySequence_Fast_ITEMS(batch);
     Py_ssize_t marked = 0, exported = -1;
     int valid = 1;
-    SLAB_BEGIN(self);
+    SLAB_BEGIN2(self, self->slots);
     /* As the specification: every view must be live (and given once) before any
      * export is looked at.  Each slot's live bit is cleared while validating, so
      * that a view given twice is not live the second time. */
@@ -843,7 +843,7 @@ static PyObject *slab_free_many(SlabObject *self, PyObject *iterable)
             Py_XDECREF(slab_commit_free(self, slot));
         }
     }
-    SLAB_END();
+    SLAB_END2();
     if (!valid) {
         /* The specification finds the first bad view and raises its own error. */
         slab_spec_raise1(self, "free_many", batch);
@@ -883,7 +883,7 @@ static PyObject *slab_alloc_many(SlabObject *self, PyObject *count_arg)
             return NULL;
         }
         int outcome = 0; /* 0 done, 1 failed, 2 changed meanwhile: again */
-        SLAB_BEGIN(self);
+        SLAB_BEGIN2(self, self->slots);
         /* Make every view first (the one step that can fail), then commit them all. */
         uint64_t changes = s->changes;
         Py_ssize_t slot = -1;
@@ -910,7 +910,7 @@ static PyObject *slab_alloc_many(SlabObject *self, PyObject *count_arg)
             Py_INCREF(view);
             slab_commit_alloc(self, at, view);
         }
-        SLAB_END();
+        SLAB_END2();
         if (outcome == 0) {
             return views;
         }
