@@ -13,8 +13,18 @@ TOOLS   := $(VENV)/.installed-test
 SHARED_TRACES := $(wildcard ../shared/traces/*.rep)
 TRACES        := $(or $(SHARED_TRACES),sample:gcc-cc1 sample:git-log sample:jq sample:perl sample:sqlite3)
 PERL_TRACE    := $(or $(filter %/perl.rep,$(SHARED_TRACES)),sample:perl)
+# The C core (slaballoc._core), built in place by the editable install.
+CORE_SOURCES := setup.py $(wildcard src/slaballoc/_core/*.c src/slaballoc/_core/*.h)
+CORE_STAMP   := $(VENV)/.core
+# The sanitizer build: its own environment, the package installed (not in place).
+ASAN_VENV := .venv-asan
+SANITIZED := LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+             ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+ASAN_TESTS := tests/test_allocators.py tests/test_policies.py tests/test_stateful.py tests/test_misuse.py \
+              tests/test_threads.py tests/test_differential.py
 
-.PHONY: demo test lint typecheck browser unit bench replay images clean
+.PHONY: demo test lint typecheck browser unit unit-c unit-python sanitize core check-core \
+        wheel bench replay images clean
 
 $(PACKAGE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +36,24 @@ $(TOOLS): $(PACKAGE)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(TOOLS)
 
-demo: $(PACKAGE)
+# Rebuilt when a C source changes; SLABALLOC_REQUIRE_CORE turns a failed build
+# into an error here (a plain `pip install` falls back to Python instead).
+$(CORE_STAMP): $(PACKAGE) $(CORE_SOURCES)
+	SLABALLOC_REQUIRE_CORE=1 $(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(CORE_STAMP)
+
+core: $(CORE_STAMP)
+
+# Fails if the tests would silently run the pure-Python fallback.
+check-core: core
+	$(BIN)/python -c "import slaballoc, sys; print('slaballoc.IMPLEMENTATION =', slaballoc.IMPLEMENTATION); sys.exit(slaballoc.IMPLEMENTATION != 'c')"
+
+demo: $(PACKAGE) core
 	$(BIN)/slaballoc demo all
 
-test: lint typecheck browser unit
+# The whole suite against the C core, then against the pure-Python specification,
+# then the allocator tests against a build with AddressSanitizer and UBSan.
+test: lint typecheck browser unit sanitize
 
 # The browser test needs headless Chromium and its driver, from Debian's packages.
 # Installed here when possible (root and apt-get); otherwise that one test is skipped.
@@ -51,10 +75,39 @@ lint: $(TOOLS)
 typecheck: $(TOOLS)
 	$(BIN)/mypy
 
-unit: $(TOOLS)
+unit: unit-c unit-python
+
+unit-c: check-core
 	$(BIN)/pytest
 
-bench: $(PACKAGE)
+unit-python: $(TOOLS)
+	SLABALLOC_PURE=1 $(BIN)/pytest
+
+# CPython is not leak-clean, hence detect_leaks=0.  Run from tests/ only, so that
+# the installed (instrumented) package is imported, not the source tree's build.
+sanitize:
+	test -x $(ASAN_VENV)/bin/python || $(PYTHON) -m venv $(ASAN_VENV)
+	$(ASAN_VENV)/bin/python -m pip install --quiet --upgrade pip pytest hypothesis numpy
+	rm -rf build  # setuptools reuses objects found there: never mix this build with others
+	SLABALLOC_REQUIRE_CORE=1 \
+	SLABALLOC_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1" \
+	SLABALLOC_LDFLAGS="-fsanitize=address,undefined" \
+	  $(ASAN_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall --no-cache-dir .
+	rm -rf build
+	$(SANITIZED) $(ASAN_VENV)/bin/python -c "import slaballoc, sys; \
+	  print('sanitized core:', slaballoc._implementation.core.__file__); \
+	  sys.exit(slaballoc.IMPLEMENTATION != 'c' or 'site-packages' not in slaballoc.__file__)"
+	$(SANITIZED) $(ASAN_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=tests \
+	  -c /dev/null $(ASAN_TESTS)
+
+# A wheel with the compiled core, and what it holds.
+wheel: $(PACKAGE)
+	rm -rf dist build
+	SLABALLOC_REQUIRE_CORE=1 $(BIN)/python -m pip wheel --quiet --no-deps -w dist .
+	rm -rf build
+	$(BIN)/python -m zipfile -l dist/*.whl
+
+bench: $(PACKAGE) core
 	$(BIN)/slaballoc bench --scaling --json bench.json
 
 replay: $(PACKAGE)
@@ -68,4 +121,4 @@ images: $(TOOLS)
 	  --plot docs/replay-perl.png
 
 clean:
-	rm -rf $(VENV) bench.json replay.json build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(ASAN_VENV) bench.json replay.json build dist src/*.egg-info src/slaballoc/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -132,16 +132,14 @@ def test_fixed_size_slabs_mark_the_next_slot_not_the_largest_free() -> None:
     assert "full: every slot is live, the next alloc() fails" in _texts(svg_map_of(full))
 
 
-def test_next_slot_uses_the_policys_own_answer_when_it_has_one() -> None:
-    class Peeking(FreeList):
-        def next_offset(self) -> int | None:
-            return 128
-
-    assert next_slot(Peeking(256)) == 128
-    assert next_slot(FreeList(256)) is None  # the LIFO top is private: not known
+def test_next_slot_is_the_policys_own_answer() -> None:
     slots = FreeList(256)
-    blocks = list(slots.blocks())
-    svg = svg_map(blocks, 256, slots=True, next_slot=next_slot(slots))
+    first = slots.allocate()
+    assert next_slot(slots) == 64  # LIFO: the top of the stack
+    slots.release(first)
+    assert next_slot(slots) == 0
+    assert next_slot(object()) is None  # a policy that does not say
+    svg = svg_map(list(slots.blocks()), 256, slots=True, next_slot=None)
     assert "next alloc(): not marked (the policy does not say)" in _texts(svg)
     assert not _outlines(svg)
 

@@ -5,17 +5,21 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
+from ._accelerate import accelerated
+from ._implementation import core
 from .allocator import BlockAllocator
 from .errors import DoubleFreeError, OutOfMemoryError, SlabError
 from .memory import open_memory
 from .policies import FreeList, LinearSearch
+from .policies.free_list import PureFreeList
+from .policies.linear_search import PureLinearSearch
 from .policies.slots import SlotPolicy
 from .sizes import require_count
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["FreeListSlab", "LinearSlab"]
+__all__ = ["FreeListSlab", "LinearSlab", "PureFreeListSlab", "PureLinearSlab"]
 
 
 class _SlotAllocator(BlockAllocator):
@@ -174,7 +178,7 @@ class LinearSlab(_SlotAllocator):
     """
 
     __slots__ = ()
-    _placement = LinearSearch
+    _placement: type[SlotPolicy] = PureLinearSearch
 
 
 class FreeListSlab(_SlotAllocator):
@@ -192,4 +196,12 @@ class FreeListSlab(_SlotAllocator):
     """
 
     __slots__ = ()
-    _placement = FreeList
+    _placement: type[SlotPolicy] = PureFreeList
+
+
+#: The pure-Python classes: the specification, and what runs without the C core.
+PureLinearSlab = LinearSlab
+PureFreeListSlab = FreeListSlab
+if core is not None:
+    LinearSlab = accelerated(core.SlotSlab, PureLinearSlab, _placement=LinearSearch)  # type: ignore[misc]
+    FreeListSlab = accelerated(core.SlotSlab, PureFreeListSlab, _placement=FreeList)  # type: ignore[misc]

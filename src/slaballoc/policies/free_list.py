@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from array import array
 
+from .._accelerate import accelerated
+from .._implementation import core
 from ..errors import InvariantError
 from .slots import SlotPolicy
 
-__all__ = ["FreeList"]
+__all__ = ["FreeList", "PureFreeList"]
 
 
 class FreeList(SlotPolicy):
@@ -48,3 +50,20 @@ class FreeList(SlotPolicy):
         if len(free) != len(self._stack):
             raise InvariantError("a slot is on the free stack twice")
         return free
+
+    def next_offset(self) -> int | None:
+        """The slot the next allocation gets (the top of the stack), or None when full.  O(1).
+
+        >>> slots = FreeList(capacity=256)
+        >>> first = slots.allocate()
+        >>> slots.next_offset(), slots.release(first), slots.next_offset()
+        (64, 64, 0)
+        """
+        stack = self._stack
+        return stack[-1] if stack else None
+
+
+#: The pure-Python class: the specification, and what runs without the C core.
+PureFreeList = FreeList
+if core is not None:
+    FreeList = accelerated(core.FreeList, PureFreeList)  # type: ignore[misc]

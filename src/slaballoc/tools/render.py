@@ -24,7 +24,6 @@ from xml.sax.saxutils import escape
 
 from ..policies.blocks import Block
 from ..policies.linear_search import LinearSearch
-from ..policies.slots import SlotPolicy
 from . import palette
 
 __all__ = [
@@ -471,11 +470,7 @@ def svg_map(
 
 
 def next_slot(policy: object) -> int | None:
-    """The offset a fixed-size slot policy hands out next, when it can be read without change.
-
-    A policy may say so itself with a ``next_offset()`` method; otherwise
-    :class:`LinearSearch` is read from its public free slots (it hands out
-    the lowest); for any other policy the answer is unknown (``None``).
+    """The offset a fixed-size slot policy hands out next (its ``next_offset()``), or None.
 
     >>> slots = LinearSearch(capacity=256)
     >>> _ = slots.allocate(), slots.allocate()
@@ -485,12 +480,10 @@ def next_slot(policy: object) -> int | None:
     0
     """
     own = getattr(policy, "next_offset", None)
-    if callable(own):
-        answer = own()
-        return None if answer is None else int(answer)
-    if isinstance(policy, LinearSearch):
-        return min(policy.free_slots(), default=None)
-    return None
+    if not callable(own):
+        return None
+    answer = own()
+    return None if answer is None else int(answer)
 
 
 def svg_map_of(allocator: object, *, title: str = "") -> str:
@@ -503,7 +496,7 @@ def svg_map_of(allocator: object, *, title: str = "") -> str:
     policy = getattr(allocator, "policy", None)
     blocks = list(allocator.blocks())  # type: ignore[attr-defined]
     capacity: int = allocator.capacity  # type: ignore[attr-defined]
-    if isinstance(policy, SlotPolicy):
+    if hasattr(policy, "slot_size"):  # a fixed-size slot policy, pure or C
         return svg_map(blocks, capacity, title=title, slots=True, next_slot=next_slot(policy))
     return svg_map(blocks, capacity, title=title)
 
