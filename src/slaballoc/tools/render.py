@@ -23,7 +23,6 @@ from typing import TextIO
 from xml.sax.saxutils import escape
 
 from ..policies.blocks import Block
-from ..policies.linear_search import LinearSearch
 from . import palette
 
 __all__ = [
