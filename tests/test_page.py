@@ -272,6 +272,23 @@ def test_a_hole_appears_and_closes(browser: Any, tmp_path: Path) -> None:
     )
 
 
+def test_a_failed_alloc_of_a_live_id_empties_it_on_the_map(browser: Any, tmp_path: Path) -> None:
+    # The third operation frees block 0 (its id is allocated again) and then cannot fit 100 bytes.
+    trace = parse_trace("0\n2\n3\n1\na 1 200\na 0 40\na 0 100\n", "refused.rep")
+    _open(browser, record_replay(trace, capacity=256), tmp_path)
+    block_0 = _map_point(browser, 200 + 2)  # left of the size written on the block
+    colours = []
+    for button in ("step", "step", "back"):
+        browser.find_element("id", button).click()
+        colours.append(_pixel(browser, *block_0))
+        if len(colours) == 2:
+            assert _text(browser, "operation") == (
+                "Operation 3 of 3: allocate block 0: 100 bytes (failed: no free block was large "
+                "enough)"
+            )
+    assert colours == [palette.LIVE, palette.FREE, palette.LIVE]
+
+
 @pytest.mark.parametrize("ops", [400, 6000], ids=["every-op", "batched"])
 def test_page_steps_zooms_and_explains(browser: Any, tmp_path: Path, ops: int) -> None:
     recording = record_replay(random_trace(ops, seed=11), max_frames=300)
