@@ -134,13 +134,17 @@ class TraceInterpreter:
                         alloc(ident, size)
                         states[ident] = _LIVE
                 except MemoryError:
-                    tally.failed += 1
-                    if tally.first_failure is None:
-                        tally.first_failure = index
-                    if states[ident] != _LIVE:
-                        states[ident] = _REFUSED
+                    self._failed(index, ident)
             tally.ops = index + 1
             yield index
+
+    def _failed(self, index: int, ident: int) -> None:
+        tally = self.tally
+        tally.failed += 1
+        if tally.first_failure is None:
+            tally.first_failure = index
+        if self._states[ident] != _LIVE:  # a failed resize leaves the block live
+            self._states[ident] = _REFUSED
 
     def _anomaly(self, kind: str, index: int) -> None:
         anomalies = self.tally.anomalies
