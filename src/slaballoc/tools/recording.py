@@ -209,6 +209,9 @@ class _Recorder:
         self.requested = [0] * id_count  # each live id's requested size
         self.live = self.peak = self.high_water = 0
         self.offset = self.block_size = 0
+        # Bound once: _placed runs for nearly every operation, and a recording must not be
+        # slower than the replay loop it replaced.
+        self._offset_of, self._size_of = slab.offset_of, slab.policy.size_of
 
     def alloc(self, ident: int, size: int) -> None:
         self._placed(ident, self.slab.alloc(size or 1), size)  # malloc(0) is a unique block
@@ -223,13 +226,12 @@ class _Recorder:
         self._placed(ident, view, size)
 
     def _placed(self, ident: int, view: memoryview, size: int) -> None:
-        slab = self.slab
         self.views[ident] = view
         self.requested[ident] = size
-        self.live += size
-        self.peak = max(self.peak, self.live)
-        self.offset = offset = slab.offset_of(view)
-        self.block_size = block_size = slab.policy.size_of(offset)
+        self.live = live = self.live + size
+        self.peak = max(self.peak, live)
+        self.offset = offset = self._offset_of(view)
+        self.block_size = block_size = self._size_of(offset)
         self.high_water = max(self.high_water, offset + block_size)
 
     def frame(self, index: int) -> Frame:
