@@ -13,11 +13,19 @@ from typing import Any
 
 import pytest
 
+from slaballoc import DynamicSlab
+from slaballoc.policies.blocks import Block
 from slaballoc.tools import palette
+from slaballoc.tools.interpreter import (
+    ALLOC_OF_LIVE_ID,
+    DOUBLE_FREE,
+    UNKNOWN_FREE,
+    TraceInterpreter,
+)
 from slaballoc.tools.page import replay_page
 from slaballoc.tools.recording import FAILED, FREED, Recording, record_replay
 from slaballoc.tools.traces import parse_trace
-from test_replay import random_trace
+from test_replay import anomalous_trace, random_trace
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -65,6 +73,65 @@ def test_placement_log_marks_frees_and_failures() -> None:
     assert list(recording.offsets) == [0, FAILED, FREED, FREED]
     assert list(recording.block_sizes) == [40, 0, 0, 0]
     assert recording.blocks_after(1) == recording.blocks_after(0)
+
+
+def test_an_alloc_of_a_live_id_frees_the_old_block_first() -> None:
+    # As the interpreter says: the second "a 0" reuses the block the first one made.
+    recording = record_replay(parse_trace("0\n1\n2\n1\na 0 100\na 0 100\n"), capacity=256)
+    assert list(recording.offsets) == [0, 0]
+    assert recording.frames[-1].live_blocks == 1 and recording.frames[-1].live_bytes == 100
+    # When that allocation fails, the old block is gone all the same: the id is empty.
+    trace = parse_trace("0\n2\n3\n1\na 1 200\na 0 40\na 0 100\n")
+    failed = record_replay(trace, capacity=256)
+    assert list(failed.offsets) == [0, 200, FAILED]
+    assert failed.blocks_after(2) == [Block(0, 200, True), Block(200, 40, False)]
+    assert failed.frames[-1].live_blocks == 1
+
+
+class SlabByIds:
+    """A reference :class:`TraceTarget`: a ``DynamicSlab``'s views by id, nothing more."""
+
+    def __init__(self, capacity: int) -> None:
+        self.slab = DynamicSlab(capacity)
+        self.views: dict[int, memoryview] = {}
+        self.requested: dict[int, int] = {}
+
+    def alloc(self, ident: int, size: int) -> None:
+        self.views[ident] = self.slab.alloc(size or 1)
+        self.requested[ident] = size
+
+    def free(self, ident: int) -> None:
+        self.slab.free(self.views.pop(ident))
+        del self.requested[ident]
+
+    def realloc(self, ident: int, size: int) -> None:
+        self.views[ident] = self.slab.realloc(self.views[ident], size or 1)
+        self.requested[ident] = size
+
+    def live_blocks(self) -> list[Block]:
+        offsets = sorted(self.slab.offset_of(view) for view in self.views.values())
+        return [Block(offset, self.slab.policy.size_of(offset), True) for offset in offsets]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_recording_agrees_with_the_interpreter_on_every_anomaly(seed: int) -> None:
+    """After every operation, the log's memory is the interpreter's, failures and anomalies too."""
+    capacity = 8192  # the 3000-byte requests cannot all fit: failures among the anomalies
+    trace = anomalous_trace(500, seed)
+    recording = record_replay(trace, capacity=capacity, max_frames=50)
+    reference = SlabByIds(capacity)
+    interpreter = TraceInterpreter(trace, reference)
+    frames = iter(recording.frames)
+    frame = next(frames)
+    for index in interpreter.steps():
+        assert [b for b in recording.blocks_after(index) if b.live] == reference.live_blocks()
+        if frame.op == index:
+            assert frame.live_blocks == len(reference.views)
+            assert frame.live_bytes == sum(reference.requested.values())
+            frame = next(frames, frame)
+    tally = interpreter.tally
+    assert list(recording.offsets).count(FAILED) == tally.failed > 0
+    assert set(tally.anomalies) == {DOUBLE_FREE, UNKNOWN_FREE, ALLOC_OF_LIVE_ID}
 
 
 def test_recording_refuses_an_arena_the_page_cannot_address() -> None:
@@ -203,6 +270,23 @@ def test_a_hole_appears_and_closes(browser: Any, tmp_path: Path) -> None:
     assert _text(browser, "operation") == (
         "Operation 5 of 5: allocate block 3: 100 bytes → placed at offset 104 (a 104-byte block)"
     )
+
+
+def test_a_failed_alloc_of_a_live_id_empties_it_on_the_map(browser: Any, tmp_path: Path) -> None:
+    # The third operation frees block 0 (its id is allocated again) and then cannot fit 100 bytes.
+    trace = parse_trace("0\n2\n3\n1\na 1 200\na 0 40\na 0 100\n", "refused.rep")
+    _open(browser, record_replay(trace, capacity=256), tmp_path)
+    block_0 = _map_point(browser, 200 + 2)  # left of the size written on the block
+    colours = []
+    for button in ("step", "step", "back"):
+        browser.find_element("id", button).click()
+        colours.append(_pixel(browser, *block_0))
+        if len(colours) == 2:
+            assert _text(browser, "operation") == (
+                "Operation 3 of 3: allocate block 0: 100 bytes (failed: no free block was large "
+                "enough)"
+            )
+    assert colours == [palette.LIVE, palette.FREE, palette.LIVE]
 
 
 @pytest.mark.parametrize("ops", [400, 6000], ids=["every-op", "batched"])

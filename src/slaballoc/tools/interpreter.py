@@ -104,49 +104,47 @@ class TraceInterpreter:
         """Interpret the operations one by one, yielding each one's index once it is done.
 
         For a caller that looks at the target between operations (to draw it).
+        One loop, its names local: it is the cost every walk pays per operation.
         """
-        trace = self.trace
+        trace, tally, states = self.trace, self.tally, self._states
+        alloc, free, realloc = self.target.alloc, self.target.free, self.target.realloc
         for index, (kind, ident, size) in enumerate(
             zip(trace.kinds, trace.ids, trace.sizes, strict=True)
         ):
             self.position = index
             if kind == FREE:
-                self._free(index, ident)
+                if ident >= 0:  # ``f -1`` does nothing
+                    state = states[ident]
+                    if state == _LIVE:
+                        free(ident)
+                        states[ident] = _FREED
+                    elif state == _REFUSED:  # its allocation failed: ``free(NULL)``
+                        states[ident] = _FREED
+                    else:
+                        self._anomaly(DOUBLE_FREE if state == _FREED else UNKNOWN_FREE, index)
             else:
-                self._place(index, kind, ident, size)
-            self.tally.ops = index + 1
+                if kind == ALLOC and states[ident] == _LIVE:
+                    self._anomaly(ALLOC_OF_LIVE_ID, index)
+                    free(ident)
+                    states[ident] = _FREED
+                try:
+                    if states[ident] == _LIVE:
+                        realloc(ident, size)
+                    else:
+                        alloc(ident, size)
+                        states[ident] = _LIVE
+                except MemoryError:
+                    self._failed(index, ident)
+            tally.ops = index + 1
             yield index
 
-    def _free(self, index: int, ident: int) -> None:
-        if ident < 0:
-            return  # ``f -1``
-        state = self._states[ident]
-        if state == _LIVE:
-            self.target.free(ident)
-        elif state != _REFUSED:
-            self._anomaly(DOUBLE_FREE if state == _FREED else UNKNOWN_FREE, index)
-            return
-        self._states[ident] = _FREED
-
-    def _place(self, index: int, kind: int, ident: int, size: int) -> None:
-        states = self._states
-        if kind == ALLOC and states[ident] == _LIVE:
-            self._anomaly(ALLOC_OF_LIVE_ID, index)
-            self.target.free(ident)
-            states[ident] = _FREED
-        try:
-            if states[ident] == _LIVE:
-                self.target.realloc(ident, size)
-            else:
-                self.target.alloc(ident, size)
-                states[ident] = _LIVE
-        except MemoryError:
-            tally = self.tally
-            tally.failed += 1
-            if tally.first_failure is None:
-                tally.first_failure = index
-            if states[ident] != _LIVE:
-                states[ident] = _REFUSED
+    def _failed(self, index: int, ident: int) -> None:
+        tally = self.tally
+        tally.failed += 1
+        if tally.first_failure is None:
+            tally.first_failure = index
+        if self._states[ident] != _LIVE:  # a failed resize leaves the block live
+            self._states[ident] = _REFUSED
 
     def _anomaly(self, kind: str, index: int) -> None:
         anomalies = self.tally.anomalies

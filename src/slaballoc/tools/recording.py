@@ -7,7 +7,10 @@ things are kept:
   block it made (an allocation, or a resize's result), or that it freed one,
   or that it failed.  With the trace itself this is enough to rebuild the
   exact memory after any operation, so the page can draw and zoom to the
-  byte, and say which operation made the block under the mouse;
+  byte, and say which operation made the block under the mouse.  The
+  operations follow :mod:`.interpreter`'s rules; in the log, an id is empty
+  after a free (of anything) and after a failed allocation (an ``a`` of a
+  live id frees that block first), and a failed resize changes nothing;
 * **frames**: the counters after at most ``max_frames`` evenly spaced
   operations (every operation when there are fewer): live bytes, the
   high-water mark, live and free blocks, and the free blocks by size
@@ -20,13 +23,13 @@ import base64
 import sys
 import zlib
 from array import array
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..dynamic import DynamicSlab
 from ..policies.blocks import Block
 from ..sizes import round_up
+from .interpreter import TraceInterpreter
 from .replay import capacity_for
 from .traces import ALLOC, FREE, Trace
 
@@ -85,12 +88,13 @@ class Recording:
         Free blocks are the gaps between live ones, as the allocator coalesces them.
         """
         where: dict[int, tuple[int, int]] = {}
+        kinds, ids = self.trace.kinds, self.trace.ids
         for index in range(op + 1):
             offset = self.offsets[index]
-            if offset == FREED:
-                where.pop(self.trace.ids[index], None)
-            elif offset != FAILED:
-                where[self.trace.ids[index]] = (offset, self.block_sizes[index])
+            if offset >= 0:
+                where[ids[index]] = (offset, self.block_sizes[index])
+            elif offset == FREED or kinds[index] == ALLOC:  # a failed ``a`` leaves its id empty
+                where.pop(ids[index], None)
         blocks: list[Block] = []
         end = 0
         for offset, size in sorted(where.values()):
@@ -151,7 +155,7 @@ def _little_endian(column: array[int]) -> bytes:
 def record_replay(
     trace: Trace, *, capacity: int | None = None, alignment: int = 8, max_frames: int = 1500
 ) -> Recording:
-    """Replay ``trace`` and record it; see the module docstring.
+    """Replay ``trace`` and record it; see the module docstring.  O(operations).
 
     Raises :class:`ValueError` when the arena would be too large for the page
     (2 GiB or more).
@@ -169,67 +173,75 @@ def record_replay(
             f"an arena of {capacity:,} bytes is too large to record for the page "
             f"(at most {_INT32:,}): replay a shorter trace or pass a smaller capacity"
         )
-    slab = DynamicSlab(capacity, alignment=alignment)
+    recorder = _Recorder(DynamicSlab(capacity, alignment=alignment), trace.id_count)
+    interpreter = TraceInterpreter(trace, recorder)
+    tally = interpreter.tally
     n = len(trace)
     frames_wanted = min(n, max_frames)
     frame_ends = {(k + 1) * n // frames_wanted - 1 for k in range(frames_wanted)}
     offsets, block_sizes = array("i", bytes(4 * n)), array("i", bytes(4 * n))
-    requested = [0] * trace.id_count
-    live = peak = high_water = 0
+    kinds = trace.kinds
+    failed = 0
     frames: list[Frame] = []
-    for index, placed in _placements(trace, slab):
-        ident = trace.ids[index]
-        if placed is None:
+    for index in interpreter.steps():
+        if kinds[index] == FREE:
+            offsets[index] = FREED  # a free of nothing too: the id is empty after it
+        elif tally.failed != failed:
+            failed = tally.failed
             offsets[index] = FAILED
-        elif placed == FREED:
-            offsets[index] = FREED
-            live -= requested[ident]
-            requested[ident] = 0
         else:
-            size = slab.policy.size_of(placed)
-            offsets[index], block_sizes[index] = placed, size
-            high_water = max(high_water, placed + size)
-            live += trace.sizes[index] - requested[ident]
-            requested[ident] = trace.sizes[index]
-            peak = max(peak, live)
+            offsets[index], block_sizes[index] = recorder.offset, recorder.block_size
         if index in frame_ends:
-            frames.append(_frame(index, slab, live=live, high_water=high_water, peak=peak))
+            frames.append(recorder.frame(index))
     return Recording(trace, capacity, alignment, offsets, block_sizes, frames)
 
 
-def _placements(trace: Trace, slab: DynamicSlab) -> Iterator[tuple[int, int | None]]:
-    """Run the trace's operations: yield each one's index and the offset of its block.
+class _Recorder:
+    """A :class:`~.interpreter.TraceTarget`: each id's view, and the counters the frames show.
 
-    ``FREED`` for a free (of a live block or of nothing), ``None`` for an
-    operation that failed.  The one place this module reads the trace's
-    rules: ``r`` of an id that is not live allocates; a zero size asks for 1 byte.
+    After each allocation or resize, :attr:`offset` and :attr:`block_size` say
+    where its block went.
     """
-    views: list[memoryview | None] = [None] * trace.id_count
-    for index, (kind, ident, size) in enumerate(
-        zip(trace.kinds, trace.ids, trace.sizes, strict=True)
-    ):
-        old = views[ident] if ident >= 0 else None
-        if kind == FREE:
-            if old is not None:
-                slab.free(old)
-                views[ident] = None
-            yield index, FREED
-            continue
-        try:
-            if old is not None and kind != ALLOC:
-                new = slab.realloc(old, size or 1)
-            else:
-                new = slab.alloc(size or 1)
-        except MemoryError:
-            yield index, None  # a failed request changes nothing
-            continue
-        views[ident] = new
-        yield index, slab.offset_of(new)
 
+    def __init__(self, slab: DynamicSlab, id_count: int) -> None:
+        self.slab = slab
+        self.views: dict[int, memoryview] = {}
+        self.requested = [0] * id_count  # each live id's requested size
+        self.live = self.peak = self.high_water = 0
+        self.offset = self.block_size = 0
+        # Bound once: _placed runs for nearly every operation, and a recording must not be
+        # slower than the replay loop it replaced.
+        self._offset_of, self._size_of = slab.offset_of, slab.policy.size_of
 
-def _frame(index: int, slab: DynamicSlab, *, live: int, high_water: int, peak: int) -> Frame:
-    free_sizes = slab.policy.free_sizes()
-    histogram = [0] * HISTOGRAM_BUCKETS
-    for size in free_sizes:
-        histogram[min(size.bit_length() - 1, HISTOGRAM_BUCKETS - 1)] += 1
-    return Frame(index, live, high_water, peak, len(slab), len(free_sizes), histogram)
+    def alloc(self, ident: int, size: int) -> None:
+        self._placed(ident, self.slab.alloc(size or 1), size)  # malloc(0) is a unique block
+
+    def free(self, ident: int) -> None:
+        self.slab.free(self.views.pop(ident))
+        self.live -= self.requested[ident]
+
+    def realloc(self, ident: int, size: int) -> None:
+        view = self.slab.realloc(self.views[ident], size or 1)
+        self.live -= self.requested[ident]
+        self._placed(ident, view, size)
+
+    def _placed(self, ident: int, view: memoryview, size: int) -> None:
+        self.views[ident] = view
+        self.requested[ident] = size
+        self.live = live = self.live + size
+        if live > self.peak:  # noqa: PLR1730 - a comparison, not a call to max(): per operation
+            self.peak = live
+        self.offset = offset = self._offset_of(view)
+        self.block_size = block_size = self._size_of(offset)
+        if offset + block_size > self.high_water:  # noqa: PLR1730 - as above
+            self.high_water = offset + block_size
+
+    def frame(self, index: int) -> Frame:
+        """The counters now, after operation ``index``."""
+        free_sizes = self.slab.policy.free_sizes()
+        histogram = [0] * HISTOGRAM_BUCKETS
+        for size in free_sizes:
+            histogram[min(size.bit_length() - 1, HISTOGRAM_BUCKETS - 1)] += 1
+        return Frame(
+            index, self.live, self.high_water, self.peak, len(self.slab), len(free_sizes), histogram
+        )

@@ -27,25 +27,30 @@ async function unpack() {
   previous = new Int32Array(n).fill(-1);
   const last = new Int32Array(idCount).fill(-1);
   for (let i = 0; i < n; i++) {
-    if (offsets[i] === FAILED || ids[i] < 0) continue;
+    if (!changesId(i)) continue;
     previous[i] = last[ids[i]];
     last[ids[i]] = i;
   }
   blockOp = new Int32Array(idCount).fill(-1);  // the operation that made each id's live block
 }
 
+// Whether operation i set its id's block: placed one (offset >= 0) or left the id empty (a
+// free, or a failed allocation: an allocation of a live id frees the old block first).  A
+// failed resize changes nothing.
+const changesId = (i) => ids[i] >= 0 && (offsets[i] !== FAILED || kinds[i] === ALLOC);
+
 const roundUp = (n, a) => Math.ceil(n / a) * a;
 const blockSize = (op) => roundUp(Math.max(sizes[op], 1), rec.alignment) + slack[op];
 
 let applied = 0;  // operations applied: the memory is the state after operation applied - 1
 function apply(i) {
-  if (offsets[i] === FAILED || ids[i] < 0) return;
-  blockOp[ids[i]] = offsets[i] === FREED ? -1 : i;
+  if (!changesId(i)) return;
+  blockOp[ids[i]] = offsets[i] < 0 ? -1 : i;
 }
 function undo(i) {
-  if (offsets[i] === FAILED || ids[i] < 0) return;
+  if (!changesId(i)) return;
   const p = previous[i];
-  blockOp[ids[i]] = p < 0 || offsets[p] === FREED ? -1 : p;
+  blockOp[ids[i]] = p < 0 || offsets[p] < 0 ? -1 : p;
 }
 function moveTo(op) {
   while (applied <= op) apply(applied++);
@@ -257,7 +262,7 @@ function drawGutter(ctx) {
 
 function lastOperation() {
   for (let i = F.op[current]; i > (current ? F.op[current - 1] : -1); i--) {
-    if (offsets[i] !== FAILED && ids[i] >= 0 && (offsets[i] >= 0 || previous[i] >= 0)) return i;
+    if (changesId(i) && (offsets[i] >= 0 || previous[i] >= 0)) return i;
   }
   return F.op[current];
 }
@@ -266,7 +271,7 @@ function outlineLastOperation(ctx) {
   // The block the frame's last operation made or freed, outlined in blue: a hole appears here.
   const i = lastOperation();
   let op = i;
-  if (offsets[i] === FREED) op = previous[i];
+  if (offsets[i] < 0) op = previous[i];  // a free or a failed allocation: the block it emptied
   if (op < 0 || offsets[op] < 0) return;
   const { start, end, perPixel } = view;
   const a = Math.max(offsets[op], start), b = Math.min(offsets[op] + blockSize(op), end);
