@@ -7,6 +7,11 @@ Three allocators, as in the seed document, each handing out writable
 - :class:`FreeListSlab`: fixed-size slots on a free list, O(1) alloc and free.
 - :class:`DynamicSlab`: any size, best fit with splitting and coalescing.
 
+and what production slab allocators build from them:
+
+- :class:`SlabCache`: size classes served from slabs through per-thread
+  magazines, over a best-fit backing store (see :mod:`slaballoc.slab_cache`).
+
 Their placement algorithms work on integer offsets and are usable on their own:
 see :mod:`slaballoc.policies`.  Every error is in :mod:`slaballoc.errors`.
 """
@@ -19,6 +24,7 @@ from .errors import (
     InvalidFreeError,
     InvalidSizeError,
     InvariantError,
+    MemoryCorruptionError,
     OutOfMemoryError,
     SizeTooLargeError,
     SizeTypeError,
@@ -26,6 +32,7 @@ from .errors import (
 )
 from .memory import DEFAULT_CAPACITY
 from .policies import BestFit, Block, FreeList, LinearSearch
+from .slab_cache import CacheStats, Leak, SizeClasses, SlabCache, SlabInfo
 from .slabs import FreeListSlab, LinearSlab
 from .stats import ArenaStats
 
@@ -39,6 +46,7 @@ __all__ = [
     "ArenaStats",
     "BestFit",
     "Block",
+    "CacheStats",
     "DoubleFreeError",
     "DynamicSlab",
     "FreeList",
@@ -46,11 +54,16 @@ __all__ = [
     "InvalidFreeError",
     "InvalidSizeError",
     "InvariantError",
+    "Leak",
     "LinearSearch",
     "LinearSlab",
+    "MemoryCorruptionError",
     "OutOfMemoryError",
+    "SizeClasses",
     "SizeTooLargeError",
     "SizeTypeError",
+    "SlabCache",
     "SlabError",
+    "SlabInfo",
     "__version__",
 ]
