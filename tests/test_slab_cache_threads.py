@@ -1,0 +1,115 @@
+"""SlabCache under threads: 8 threads, a tiny switch interval, blocks freed across threads."""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from slaballoc import OutOfMemoryError, SlabCache
+
+THREADS = 8
+ROUNDS = 400
+SIZES = [8, 64, 100, 1500, 5000, 20_000]  # small, middle and large classes, and a large block
+
+
+@pytest.fixture
+def rapid_switching() -> Iterator[None]:
+    """Make the interpreter switch threads as often as it can, to expose races."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
+
+
+class Workload:
+    """Threads allocating, freeing and handing blocks to each other, with an ownership map."""
+
+    def __init__(self, cache: SlabCache) -> None:
+        self.cache = cache
+        self.owners: dict[int, bytes] = {}  # offset -> the bytes its owner wrote
+        self.lock = threading.Lock()
+        self.handoff: list[memoryview] = []  # allocated by one thread, to be freed by another
+        self.cross_thread_frees = 0
+        self.failures: list[BaseException] = []
+        self.barrier = threading.Barrier(THREADS)
+
+    def claim(self, view: memoryview, stamp: bytes) -> None:
+        view[:] = stamp
+        with self.lock:
+            offset = self.cache.offset_of(view)
+            assert offset not in self.owners, f"offset {offset} handed out twice"
+            self.owners[offset] = stamp
+
+    def release(self, view: memoryview) -> None:
+        with self.lock:
+            offset = self.cache.offset_of(view)
+            stamp = self.owners.pop(offset)
+            assert bytes(view) == stamp, f"block at {offset} changed while live"
+        self.cache.free(view)
+
+    def run(self, me: int) -> None:
+        try:
+            self.barrier.wait()
+            self.steps(me, random.Random(me))
+        except BaseException as error:  # reported by the main thread
+            self.failures.append(error)
+
+    def steps(self, me: int, rng: random.Random) -> None:
+        mine: list[memoryview] = []
+        for step in range(ROUNDS):
+            choice = rng.random()
+            if choice < 0.45 or not mine:
+                size = rng.choice(SIZES)
+                try:
+                    view = self.cache.alloc(size)
+                except OutOfMemoryError:
+                    continue
+                self.claim(view, (bytes([me + 1, step % 256]) * size)[:size])
+                mine.append(view)
+            elif choice < 0.55:
+                for view in self.cache.alloc_many(48, 5):
+                    self.claim(view, bytes([me + 1]) * 48)
+                    mine.append(view)
+            elif choice < 0.65:
+                self.handoff.append(mine.pop(rng.randrange(len(mine))))
+            elif choice < 0.75 and self.handoff:
+                try:
+                    view = self.handoff.pop()
+                except IndexError:  # another thread took the last one
+                    continue
+                self.release(view)
+                with self.lock:
+                    self.cross_thread_frees += 1
+            else:
+                self.release(mine.pop(rng.randrange(len(mine))))
+        for view in mine:  # the rest in one bulk free
+            with self.lock:
+                assert bytes(view) == self.owners.pop(self.cache.offset_of(view))
+        self.cache.free_many(mine)
+
+
+@pytest.mark.usefixtures("rapid_switching")
+@pytest.mark.parametrize("magazine_size", [None, 0, 2])
+def test_eight_threads_share_one_cache(magazine_size: int | None) -> None:
+    cache = SlabCache(capacity=4 << 20, magazine_size=magazine_size)
+    workload = Workload(cache)
+    workers = [threading.Thread(target=workload.run, args=(me,)) for me in range(THREADS)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert not workload.failures, workload.failures[0]
+    assert workload.cross_thread_frees > 0
+    for view in workload.handoff:
+        workload.release(view)
+    assert not workload.owners
+    assert len(cache) == 0
+    cache.check()
+    stats = cache.stats()
+    assert stats.allocs == stats.frees > 0
