@@ -35,6 +35,7 @@ from .policies import BestFit, Block, FreeList, LinearSearch
 from .slab_cache import CacheStats, Leak, SizeClasses, SlabCache, SlabInfo
 from .slabs import FreeListSlab, LinearSlab
 from .stats import ArenaStats
+from .trace_recorder import TraceRecorder, record_trace
 
 __version__ = "0.1.0"
 
@@ -65,5 +66,7 @@ __all__ = [
     "SlabCache",
     "SlabError",
     "SlabInfo",
+    "TraceRecorder",
     "__version__",
+    "record_trace",
 ]
