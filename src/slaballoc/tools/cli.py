@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
+from . import slabinfo_cli
 from .demo import KINDS, SCENARIOS, DemoFailedError, run_demo, state_after
 from .render import svg_map, use_colour
 from .timing import Progress, no_progress
@@ -305,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--html", metavar="FILE", help="write an animated, self-contained replay page to FILE"
     )
     replay.set_defaults(run=_replay)
+    slabinfo_cli.add_command(commands)
     return parser
 
 
