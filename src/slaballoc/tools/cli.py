@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from . import slabinfo_cli
+from . import slab_bench, slabinfo_cli
 from .demo import KINDS, SCENARIOS, DemoFailedError, run_demo, state_after
 from .render import svg_map, use_colour
 from .timing import Progress, no_progress
@@ -80,6 +80,8 @@ def _bench(args: argparse.Namespace) -> int:
     from . import bench, reports, scaling
 
     progress = _progress(args)
+    if args.slab:
+        return slab_bench.main(args, progress)
     sizes = [bench.SEED_SIZE, bench.LARGE_SIZE]
     pair_slots = 65_536
     if args.quick:  # a smoke run: small sizes, few repeats
@@ -269,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_positive, default=5, help="runs per case (default 5)")
     bench.add_argument("--scaling", action="store_true", help="also run the scaling table (slow)")
     bench.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    slab_bench.add_options(bench)
     _add_output_options(bench, plot="chart the comparison to FILE (.png or .svg)")
     bench.set_defaults(run=_bench)
 
