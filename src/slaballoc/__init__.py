@@ -16,11 +16,14 @@ Their placement algorithms work on integer offsets and are usable on their own:
 see :mod:`slaballoc.policies`.  Every error is in :mod:`slaballoc.errors`.
 """
 
-from .arena import Arena
+from .allocator import BlockAllocator
 from .dynamic import DEFAULT_ALIGNMENT, DynamicSlab
 from .errors import (
     AllocatorClosedError,
+    BlockInUseError,
+    BufferTypeError,
     DoubleFreeError,
+    InvalidBufferError,
     InvalidFreeError,
     InvalidSizeError,
     InvariantError,
@@ -43,15 +46,18 @@ __all__ = [
     "DEFAULT_ALIGNMENT",
     "DEFAULT_CAPACITY",
     "AllocatorClosedError",
-    "Arena",
     "ArenaStats",
     "BestFit",
     "Block",
+    "BlockAllocator",
+    "BlockInUseError",
+    "BufferTypeError",
     "CacheStats",
     "DoubleFreeError",
     "DynamicSlab",
     "FreeList",
     "FreeListSlab",
+    "InvalidBufferError",
     "InvalidFreeError",
     "InvalidSizeError",
     "InvariantError",

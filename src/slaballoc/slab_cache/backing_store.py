@@ -26,9 +26,9 @@ class BackingStore(BestFit):
         super().__init__(capacity, alignment)
         self.peak_used = 0
 
-    def allocate(self, size: int) -> int:
-        """As :meth:`BestFit.allocate`, and update the peak.  O(log n)."""
-        offset = super().allocate(size)
+    def _take(self, size: int) -> int:
+        """As :meth:`BestFit._take` (``allocate`` calls it), and update the peak.  O(log n)."""
+        offset = super()._take(size)
         self.peak_used = max(self.peak_used, self.used)
         return offset
 

@@ -16,19 +16,22 @@ serves a request is :mod:`.size_classes`; debugging is :mod:`.debug`.
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, cast
 
-from ..arena import Arena
-from ..errors import DoubleFreeError, InvariantError, OutOfMemoryError
+from ..allocator import BlockAllocator, _is_released
+from ..errors import DoubleFreeError, InvariantError, OutOfMemoryError, SizeTooLargeError
 from ..memory import open_memory
 from ..sizes import require_count
 from .backing_store import BackingStore
 from .class_slabs import ClassSlabs
 from .debug import RED_ZONE_BYTES, DebugChecks, Leak
-from .magazines import Lock, Magazines, NoLock, ThreadMagazines
+from .magazines import Lock, Magazines, NoLock, ThreadMagazines, require_magazine_size
+
+if TYPE_CHECKING:
+    import threading
 from .size_classes import SizeClasses
 from .slab import Slab
 from .slab_stats import CacheStats, SlabInfo
@@ -42,7 +45,7 @@ __all__ = ["DEFAULT_CACHE_CAPACITY", "SlabCache"]
 DEFAULT_CACHE_CAPACITY = 1 << 20
 
 
-class SlabCache(Arena):
+class SlabCache(BlockAllocator):
     """Blocks of any size from one buffer: size classes, slabs and per-thread magazines.
 
     A request up to the largest class (16 KiB by default) is rounded up to its
@@ -51,17 +54,21 @@ class SlabCache(Arena):
     goes straight to the best-fit backing store, which also holds the slabs.
     Every block is a writable memoryview of exactly the requested size.
 
-    It subclasses :class:`~slaballoc.arena.Arena` for the live table, the error
-    messages, ``offset_of``, ``memory`` and ``close``; it replaces ``free`` and
-    ``free_many`` (a freed object goes to the thread's magazine, not to the
-    backing store) and ``stats``/``check`` (three layers to report and verify).
-    The backing store is its ``policy``: ``used``, ``blocks()`` and
-    ``largest_free`` describe the buffer as slabs and large blocks.
+    It subclasses :class:`~slaballoc.allocator.BlockAllocator` for the live
+    table, the error messages, releasing views (``BlockInUseError`` for an
+    exported one), ``offset_of``, ``memory`` and ``close``.  It replaces
+    ``free`` and ``free_many``, because the base class takes its lock around
+    every call and gives each offset straight back to the policy, while here
+    the common free must touch nothing shared (the object goes to the calling
+    thread's magazine); and ``stats``/``check``, which have three layers to
+    report and verify.  The backing store is its ``policy``: ``used``,
+    ``blocks()`` and ``largest_free`` describe the buffer as slabs and large
+    blocks.
 
     Thread-safe by default: the depot, the slabs and the backing store are
-    shared under one lock, taken only on a magazine miss; ``thread_safe=False``
-    drops the lock for a cache used by one thread.  ``check()`` and the
-    reports are exact when no other thread is allocating.
+    shared under the allocator's lock, taken only on a magazine miss;
+    ``thread_safe=False`` drops even that, for a cache used by one thread.
+    ``check()`` and the reports are exact when no other thread is allocating.
 
     Alloc and free: O(1) on a magazine hit; a miss is O(magazine size) for the
     bulk refill or flush, plus O(log n) when a slab is taken or given back.
@@ -84,7 +91,6 @@ class SlabCache(Arena):
         "_debug",
         "_largest",
         "_local",
-        "_lock",
         "_magazines",
         "_shift",
         "_slabs",
@@ -107,9 +113,11 @@ class SlabCache(Arena):
         keep_empty = require_count(keep_empty, "keep_empty", minimum=0)
         if capacity is None and buffer is None:
             capacity = DEFAULT_CACHE_CAPACITY
-        memory = open_memory(capacity, buffer)
-        backing = BackingStore(memory.nbytes, classes.alignment)
-        super().__init__(backing, backing.allocate, backing.release, memory)
+        magazine_size = require_magazine_size(magazine_size)  # all checked before the buffer
+        memory, backing = open_memory(
+            capacity, buffer, partial(BackingStore, alignment=classes.alignment)
+        )
+        super().__init__(backing, backing._take, memory)
         self._backing = backing
         self._classes = classes
         self._debug = DebugChecks(memory) if debug else None
@@ -124,8 +132,10 @@ class SlabCache(Arena):
             )
             for size in classes
         ]
-        self._lock: Lock = threading.Lock() if thread_safe else NoLock()
-        self._magazines = Magazines(self._slabs, self._lock, magazine_size)
+        if not thread_safe:
+            # NoLock has the lock's interface: the base class's ``with self._lock`` works too.
+            self._lock = cast("threading.Lock", NoLock())
+        self._magazines = Magazines(self._slabs, cast("Lock", self._lock), magazine_size)
         # Bound for the hot paths (read on every alloc and free):
         self._local = self._magazines.local
         self._capacity_of = self._magazines.capacity  # magazine size per class (adapts in place)
@@ -195,7 +205,7 @@ class SlabCache(Arena):
         mags = self._magazines.mine()
         try:
             offsets = self._magazines.take_many(mags, index, count)
-        except OutOfMemoryError:
+        except (OutOfMemoryError, SizeTooLargeError):
             raise self._out_of_memory(size, index, count) from None
         mags.allocs[index] += count
         memory, live = self._memory, self._live
@@ -226,20 +236,24 @@ class SlabCache(Arena):
         offset = entry[0]
         self._require_open()
         size = require_count(size, "size")
-        old = view.nbytes
+        with self._lock:
+            old = self._size_of(offset, view)
         largest = self._largest
         if self._debug is None and (
             (size <= largest and old <= largest and self._class_of(size) == self._class_of(old))
             or (size > largest and old > largest and self._resize_large(offset, size))
         ):
+            try:
+                view.release()
+            except BufferError:
+                raise self._in_use(offset, "realloc") from None
             new_view = self._memory[offset : offset + size]
-            view.release()
             del self._live[id(view)]
             self._live[id(new_view)] = (offset, new_view)
             return new_view
         new_view = self.alloc(size)
         keep = min(old, size)
-        new_view[:keep] = view[:keep]
+        new_view[:keep] = self._memory[offset : offset + keep]
         try:
             self.free(view)
         except BaseException:
@@ -269,11 +283,17 @@ class SlabCache(Arena):
         entry = self._live.get(key)
         if entry is None:
             raise self._not_live(view)
-        size = view.nbytes
-        view.release()  # first: a view with exports refuses, and nothing has changed
+        offset = entry[0]
+        try:
+            size = view.nbytes
+            view.release()  # first: while it is exported, the block must stay live
+        except ValueError:  # its owner released it already: the block is still live
+            with self._lock:
+                size = self._released_size(offset)
+        except BufferError:
+            raise self._in_use(offset, "free") from None
         if self._live.pop(key, None) is None:
             raise DoubleFreeError("this block was freed by another thread at the same time")
-        offset = entry[0]
         if size > self._largest:
             self._free_large(offset)
             return
@@ -316,13 +336,14 @@ class SlabCache(Arena):
             if id(view) not in live:
                 raise self._not_live(view)
             seen.add(id(view))
+        with self._lock:
+            sizes = [self._size_of(live[id(view)][0], view) for view in batch]
+        self._release_all(batch, "free_many")
         by_class: dict[int, list[int]] = {}
         large: list[int] = []
         table, shift, largest = self._table, self._shift, self._largest
         corruption: Exception | None = None
-        for view in batch:
-            size = view.nbytes
-            view.release()
+        for view, size in zip(batch, sizes, strict=True):
             entry = live.pop(id(view), None)
             if entry is None:
                 raise DoubleFreeError("a block was freed by another thread at the same time")
@@ -353,41 +374,44 @@ class SlabCache(Arena):
         >>> row.object_size, row.active_objects, row.slabs, row.objects_per_slab, row.wasted_bytes
         (112, 10, 1, 256, 120)
         """
+        with self._lock:
+            self._require_open()
+            return self._slabinfo(self._live_sizes())
+
+    def _slabinfo(self, live: list[tuple[int, int]]) -> list[SlabInfo]:
         active = [0] * len(self._slabs)
         requested = [0] * len(self._slabs)
-        for _, view in list(self._live.values()):
-            size = view.nbytes
+        for _, size in live:
             if size <= self._classes.largest:
                 index = self._table[(size - 1) >> self._shift]
                 active[index] += 1
                 requested[index] += size
-        with self._lock:
-            totals = self._magazines.totals()
-            rows = []
-            for index, slabs in enumerate(self._slabs):
-                tail = slabs.slab_bytes - slabs.objects_per_slab * slabs.stride
-                misses = totals.alloc_misses[index] + totals.free_misses[index]
-                rows.append(
-                    SlabInfo(
-                        object_size=slabs.object_size,
-                        active_objects=active[index],
-                        cached_objects=self._magazines.cached(index),
-                        total_objects=slabs.total_objects,
-                        slabs=slabs.slab_count,
-                        peak_slabs=slabs.peak_slabs,
-                        objects_per_slab=slabs.objects_per_slab,
-                        slab_bytes=slabs.slab_bytes,
-                        requested_bytes=requested[index],
-                        wasted_bytes=active[index] * slabs.object_size
-                        - requested[index]
-                        + slabs.slab_count * tail,
-                        magazine_size=self._capacity_of[index],
-                        magazine_hits=totals.allocs[index] + totals.frees[index] - misses,
-                        magazine_misses=misses,
-                        allocs=totals.allocs[index],
-                        frees=totals.frees[index],
-                    )
+        totals = self._magazines.totals()
+        rows = []
+        for index, slabs in enumerate(self._slabs):
+            tail = slabs.slab_bytes - slabs.objects_per_slab * slabs.stride
+            misses = totals.alloc_misses[index] + totals.free_misses[index]
+            rows.append(
+                SlabInfo(
+                    object_size=slabs.object_size,
+                    active_objects=active[index],
+                    cached_objects=self._magazines.cached(index),
+                    total_objects=slabs.total_objects,
+                    slabs=slabs.slab_count,
+                    peak_slabs=slabs.peak_slabs,
+                    objects_per_slab=slabs.objects_per_slab,
+                    slab_bytes=slabs.slab_bytes,
+                    requested_bytes=requested[index],
+                    wasted_bytes=active[index] * slabs.object_size
+                    - requested[index]
+                    + slabs.slab_count * tail,
+                    magazine_size=self._capacity_of[index],
+                    magazine_hits=totals.allocs[index] + totals.frees[index] - misses,
+                    magazine_misses=misses,
+                    allocs=totals.allocs[index],
+                    frees=totals.frees[index],
                 )
+            )
         return rows
 
     def stats(self) -> CacheStats:
@@ -399,12 +423,13 @@ class SlabCache(Arena):
         >>> stats.allocs, stats.frees, stats.magazine_hits, stats.magazine_misses, stats.peak_used
         (1, 1, 1, 1, 4096)
         """
-        rows = tuple(self.slabinfo())
-        live = list(self._live.values())
-        large = [view.nbytes for _, view in live if view.nbytes > self._classes.largest]
         with self._lock:
+            self._require_open()
+            live = self._live_sizes()
+            rows = tuple(self._slabinfo(live))
             backing = self._backing.stats()
             peak = self._backing.peak_used
+        large = [size for _, size in live if size > self._classes.largest]
         return CacheStats(
             capacity=backing.capacity,
             used=backing.used,
@@ -438,10 +463,13 @@ class SlabCache(Arena):
             block = cache.alloc(40)
         """
         debug = self._debug
+        with self._lock:
+            self._require_open()
+            live = self._live_sizes()
         return sorted(
             (
-                Leak(offset, view.nbytes, None if debug is None else debug.origin(offset))
-                for offset, view in list(self._live.values())
+                Leak(offset, size, None if debug is None else debug.origin(offset))
+                for offset, size in live
             ),
             key=lambda leak: leak.offset,
         )
@@ -460,43 +488,76 @@ class SlabCache(Arena):
         >>> _ = cache.alloc(10)
         >>> cache.check()  # silent when all is well
         """
-        self._require_open()
-        with self._lock:
-            self._backing.check()
-            for slabs in self._slabs:
-                slabs.check()
-            large = self._check_live()
-            self._check_cached()
-            held = sum(slabs.slab_count for slabs in self._slabs) + large
-            if held != len(self._backing):
-                raise InvariantError(
-                    f"the backing store holds {len(self._backing)} blocks, but the classes "
-                    f"hold {held - large} slabs and {large} blocks are large"
-                )
+        super().check()  # takes the lock, then runs _check
+
+    def _check(self) -> None:
+        self._backing.check()
+        for slabs in self._slabs:
+            slabs.check()
+        large = self._check_live()
+        self._check_cached()
+        held = sum(slabs.slab_count for slabs in self._slabs) + large
+        if held != len(self._backing):
+            raise InvariantError(
+                f"the backing store holds {len(self._backing)} blocks, but the classes "
+                f"hold {held - large} slabs and {large} blocks are large"
+            )
 
     # -- closing --------------------------------------------------------------------
 
     def close(self) -> None:
         """Release every view and the memory; in debug mode, warn of blocks still live.
 
-        The warning is a ``ResourceWarning`` listing each leak and the line that
-        allocated it.  Closing twice is harmless.  O(n).
+        As :meth:`BlockAllocator.close <slaballoc.allocator.BlockAllocator.close>`
+        (an exported view keeps the cache open); the warning is a
+        ``ResourceWarning`` listing each leak and the line that allocated it.
+        Closing twice is harmless.  O(n).
         """
         if self._closed:
             return
-        if self._debug is not None and self._live:
-            leaks = self.leaks()
+        leaks = self.leaks() if self._debug is not None else []
+        super().close()
+        self._largest = 0  # every request now takes the checked path, which refuses
+        self._magazines.forget()
+        if leaks:
             report = "\n".join(str(leak) for leak in leaks)
             warnings.warn(
                 f"SlabCache closed with {len(leaks)} block(s) still live:\n{report}",
                 ResourceWarning,
                 stacklevel=2,
             )
-        self._largest = 0
-        self._magazines.forget()
-        super().close()
+
+    @property
+    def thread_safe(self) -> bool:
+        """True unless made with ``thread_safe=False`` (then even a miss takes no lock)."""
+        return not isinstance(self._lock, NoLock)
 
     # -- internals ------------------------------------------------------------------
+
+    def _live_sizes(self) -> list[tuple[int, int]]:
+        """(offset, requested size) of every live block.  The caller holds the lock."""
+        return [(offset, self._size_of(offset, view)) for offset, view in list(self._live.values())]
+
+    def _size_of(self, offset: int, view: memoryview) -> int:
+        try:
+            return view.nbytes
+        except ValueError:  # released by its owner: the block is live all the same
+            return self._released_size(offset)
+
+    def _released_size(self, offset: int) -> int:
+        """The size of a live block whose view its owner released (the caller holds the lock).
+
+        The size asked for is kept only in debug mode; otherwise the whole
+        object (or large block) counts, which serves its class all the same.
+        """
+        if self._debug is not None:
+            requested = self._debug.requested(offset)
+            if requested is not None:
+                return requested
+        for slabs in self._slabs:
+            if slabs.slab_of(offset) is not None:
+                return slabs.object_size
+        return self._backing.size_of(offset)
 
     def _class_of(self, size: int) -> int:
         return self._table[(size - 1) >> self._shift]
@@ -512,7 +573,7 @@ class SlabCache(Arena):
     def _refill(self, mags: ThreadMagazines, index: int, size: int) -> int:
         try:
             return self._magazines.refill(mags, index)
-        except OutOfMemoryError:
+        except (OutOfMemoryError, SizeTooLargeError):  # no room, or a slab beyond the capacity
             raise self._out_of_memory(size, index, 1) from None
 
     def _alloc_large(self, size: int) -> memoryview:
@@ -523,7 +584,7 @@ class SlabCache(Arena):
                 self._magazines.reclaim()
                 offset = self._backing.allocate(size)
         if self._debug is not None:
-            self._debug.note_origin(offset)
+            self._debug.note_origin(offset, size)
         view = self._memory[offset : offset + size]
         self._live[id(view)] = (offset, view)
         return view
@@ -590,9 +651,10 @@ class SlabCache(Arena):
         """Check the live table against the slabs; return the number of large blocks."""
         large = 0
         for key, (offset, view) in list(self._live.items()):
-            if key != id(view) or view.obj is not self._memory.obj:
+            released = _is_released(view)  # by its owner: the block stays live until freed
+            if key != id(view) or not (released or view.obj is self._memory.obj):
                 raise InvariantError(f"the view of offset {offset} is misfiled or foreign")
-            size = view.nbytes
+            size = self._size_of(offset, view)
             if size > self._classes.largest:
                 large += 1
                 if self._backing.size_of(offset) < size:
@@ -611,11 +673,12 @@ class SlabCache(Arena):
 
     def _check_cached(self) -> None:
         """Every cached object is out of its slab, not live, and cached once; counts add up."""
-        live_offsets = {offset for offset, _ in self._live.values()}
+        live = self._live_sizes()
+        live_offsets = {offset for offset, _ in live}
         active = [0] * len(self._slabs)
-        for _, view in self._live.values():
-            if view.nbytes <= self._classes.largest:
-                active[self._class_of(view.nbytes)] += 1
+        for _, size in live:
+            if size <= self._classes.largest:
+                active[self._class_of(size)] += 1
         for index, slabs in enumerate(self._slabs):
             cached = list(self._magazines.cached_offsets(index))
             if len(set(cached)) != len(cached):

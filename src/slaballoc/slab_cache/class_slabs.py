@@ -70,7 +70,7 @@ class ClassSlabs:
     ) -> None:
         self.object_size = object_size
         self.stride = stride  # object_size, plus the red zone in debug mode
-        self.slab_bytes, self.objects_per_slab = slab_geometry(stride)
+        self.slab_bytes, self.objects_per_slab = slab_geometry(stride, backing.capacity)
         self.keep_empty = keep_empty
         self._backing = backing
         self._on_new_slab = on_new_slab

@@ -66,7 +66,8 @@ class DebugChecks:
 
     def __init__(self, memory: memoryview) -> None:
         self._memory = memory
-        self._origins: dict[int, traceback.StackSummary] = {}  # offset -> allocation traceback
+        # offset -> (allocation traceback, requested size) of every live block
+        self._origins: dict[int, tuple[traceback.StackSummary, int]] = {}
         self._free_images: dict[tuple[int, int], bytes] = {}  # (object size, stride) -> bytes
 
     def poison_slab(self, slab: Slab, object_size: int) -> None:
@@ -94,7 +95,7 @@ class DebugChecks:
                 size=object_size,
             )
         memory[offset + size : offset + stride] = bytes([RED_ACTIVE]) * (stride - size)
-        self.note_origin(offset)
+        self.note_origin(offset, size)
 
     def on_free(self, offset: int, size: int, object_size: int, stride: int) -> None:
         """Poison a freed object, after checking the red zone after its block.
@@ -110,7 +111,7 @@ class DebugChecks:
         origin = self._origins.pop(offset, None)
         memory[offset : offset + stride] = self._free_image(object_size, stride)
         if damaged:
-            line = _allocating_line(origin)
+            line = _allocating_line(None if origin is None else origin[0])
             raise MemoryCorruptionError(
                 f"the {size}-byte block at offset {offset} was written past its end: "
                 f"byte {size + where} (offset {offset + size + where}, {where + 1} past the end) "
@@ -119,12 +120,12 @@ class DebugChecks:
                 size=size,
             )
 
-    def note_origin(self, offset: int) -> None:
-        """Keep the caller's traceback for the block at ``offset``."""
+    def note_origin(self, offset: int, size: int) -> None:
+        """Keep the caller's traceback, and the size asked for, for the block at ``offset``."""
         stack = traceback.extract_stack()
         while stack and stack[-1].filename.startswith(_PACKAGE):
             stack.pop()  # slaballoc's own frames say nothing about the caller
-        self._origins[offset] = stack
+        self._origins[offset] = (stack, size)
 
     def forget_origin(self, offset: int) -> None:
         """The block at ``offset`` was freed (blocks without poison)."""
@@ -132,7 +133,13 @@ class DebugChecks:
 
     def origin(self, offset: int) -> traceback.StackSummary | None:
         """Where the live block at ``offset`` was allocated."""
-        return self._origins.get(offset)
+        entry = self._origins.get(offset)
+        return None if entry is None else entry[0]
+
+    def requested(self, offset: int) -> int | None:
+        """The size the live block at ``offset`` was asked for."""
+        entry = self._origins.get(offset)
+        return None if entry is None else entry[1]
 
     def verify_free(self, offset: int, object_size: int, stride: int) -> bool:
         """True if a free object's poison is intact (for ``check()``)."""

@@ -50,6 +50,7 @@ __all__ = [
     "NoLock",
     "ThreadMagazines",
     "default_magazine_size",
+    "require_magazine_size",
 ]
 
 #: The largest magazine the adaptive sizing grows to.
@@ -97,6 +98,25 @@ class NoLock:
         traceback: TracebackType | None,
     ) -> None:
         return None
+
+
+def require_magazine_size(value: object) -> int | None:
+    """``None`` (adaptive), or an integer from 0 (no magazines) to :data:`MAX_MAGAZINE`.
+
+    >>> require_magazine_size(300)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    slaballoc.errors.InvalidSizeError: magazine_size must be at most 256, got 300: ...
+    """
+    if value is None:
+        return None
+    size = require_count(value, "magazine_size", minimum=0)
+    if size > MAX_MAGAZINE:
+        raise InvalidSizeError(
+            f"magazine_size must be at most {MAX_MAGAZINE}, got {size}: larger magazines "
+            "only hoard free objects"
+        )
+    return size
 
 
 def default_magazine_size(object_size: int) -> int:
@@ -177,17 +197,12 @@ class Magazines:
     ) -> None:
         self._slabs = slabs
         self._lock = lock
+        magazine_size = require_magazine_size(magazine_size)
         self.adaptive = magazine_size is None
         if magazine_size is None:
             self.capacity = [default_magazine_size(layer.object_size) for layer in slabs]
         else:
-            size = require_count(magazine_size, "magazine_size", minimum=0)
-            if size > MAX_MAGAZINE:
-                raise InvalidSizeError(
-                    f"magazine_size must be at most {MAX_MAGAZINE}, got {size}: larger magazines "
-                    "only hoard free objects"
-                )
-            self.capacity = [size] * len(slabs)
+            self.capacity = [magazine_size] * len(slabs)
         self.depot_limit = depot_limit
         self._contention = [0] * len(slabs)
         self._full: list[list[list[int]]] = [[] for _ in slabs]  # the depot: full magazines

@@ -59,19 +59,28 @@ class Slab:
         return f"<Slab at {self.start}: {self.in_use}/{self.count} objects of {self.stride} B out>"
 
 
-def slab_geometry(stride: int) -> tuple[int, int]:
+def slab_geometry(stride: int, limit: int | None = None) -> tuple[int, int]:
     """The bytes of a slab for objects of ``stride`` bytes, and how many objects it holds.
 
     A slab spans whole pages: the fewest (from the fewest that hold one object
     up to seven more) that leave the smallest share unused at the slab's end.
     jemalloc sizes its slabs the same way; most default classes waste nothing.
+    A slab is never larger than ``limit`` (the buffer): in a small buffer it is
+    as many objects as fit.
 
     >>> slab_geometry(64), slab_geometry(80), slab_geometry(1536), slab_geometry(14336)
     ((4096, 64), (20480, 256), (12288, 8), (28672, 2))
+    >>> slab_geometry(64, limit=1000)
+    (960, 15)
     """
     least = -(-stride // PAGE)
-    best = min(
-        range(least, least + _EXTRA_PAGES + 1),
-        key=lambda pages: ((pages * PAGE) % stride / (pages * PAGE), pages),
-    )
+    pages = [
+        count
+        for count in range(least, least + _EXTRA_PAGES + 1)
+        if limit is None or count * PAGE <= limit
+    ]
+    if not pages:
+        objects = max(1, (limit or stride) // stride)
+        return objects * stride, objects
+    best = min(pages, key=lambda count: ((count * PAGE) % stride / (count * PAGE), count))
     return best * PAGE, best * PAGE // stride
