@@ -429,6 +429,7 @@ class SlabCache(BlockAllocator):
             rows = tuple(self._slabinfo(live))
             backing = self._backing.stats()
             peak = self._backing.peak_used
+            high_water = self._backing.high_water
         large = [size for _, size in live if size > self._classes.largest]
         return CacheStats(
             capacity=backing.capacity,
@@ -439,6 +440,7 @@ class SlabCache(BlockAllocator):
             fragmentation=backing.fragmentation,
             live_bytes=sum(row.requested_bytes for row in rows) + sum(large),
             peak_used=peak,
+            high_water=high_water,
             large_blocks=len(large),
             allocs=sum(row.allocs for row in rows),
             frees=sum(row.frees for row in rows),

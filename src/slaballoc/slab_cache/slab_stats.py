@@ -58,6 +58,7 @@ class CacheStats(ArenaStats):
 
     live_bytes: int  # bytes requested by the live blocks
     peak_used: int  # the most bytes ever held from the backing store at once
+    high_water: int  # the end of the highest block the backing store ever handed out
     large_blocks: int  # live blocks too large for any class
     allocs: int  # cumulative, class objects (bulk calls count each block)
     frees: int

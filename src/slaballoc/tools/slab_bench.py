@@ -10,8 +10,11 @@ and ratios.
 * **threads**: 4 threads doing alloc/free pairs on one cache, magazines on
   (adaptive) against off (every operation under the lock, to the slabs);
 * **traces**: each ``.rep`` trace replayed through ``SlabCache`` and
-  ``DynamicSlab`` (speed), and what memory each needed (utilization): the
-  internal waste of rounding to size classes against exact best fit.
+  ``DynamicSlab`` (speed), and what memory each needed: the most bytes held
+  at once, the high-water mark (memory touched), utilization (peak live bytes
+  over the high-water mark, as ``slaballoc replay`` reports it) and the
+  internal waste of rounding each request to its class against best fit's
+  rounding to 8 bytes.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from ..dynamic import DynamicSlab
 from ..sizes import round_up
 from ..slab_cache import SlabCache
 from .peers import DynamicContender, SlabCacheContender
-from .replay import capacity_for, time_replay
+from .replay import audit_replay, capacity_for, time_replay
 from .reports import machine, machine_line
 from .tables import format_table
 from .timing import Progress, interleaved, no_progress
@@ -153,6 +156,8 @@ class TraceFigures:
     peak_live: int  # most bytes requested live at once
     slab_cache_peak_used: int  # most bytes held from the backing store (slabs + large)
     dynamic_peak_used: int  # most bytes in live blocks (requests rounded up to 8)
+    slab_cache_high_water: int  # the end of the highest block ever used: memory touched
+    dynamic_high_water: int
     class_rounding: float  # bytes added by rounding each class request, over those requested
     alignment_rounding: float  # the same for best fit's 8-byte rounding
     failed: int
@@ -182,6 +187,9 @@ def measure_trace(trace: Trace, repeats: int = 3, progress: Progress = no_progre
     failed = time_replay(trace, SlabCacheContender(cache)).failed
     tracker = _PeakUsed(DynamicSlab(capacity))
     failed += time_replay(trace, tracker).failed
+    audit = audit_replay(trace, capacity)  # DynamicSlab's high-water mark, every byte verified
+    failed += audit.failed
+    stats = cache.stats()
     class_rounding, alignment_rounding = _rounding(trace, cache)
     return TraceFigures(
         trace=trace.name,
@@ -189,8 +197,10 @@ def measure_trace(trace: Trace, repeats: int = 3, progress: Progress = no_progre
         slab_cache_ops_per_second=len(trace) / seconds["SlabCache"],
         dynamic_ops_per_second=len(trace) / seconds["DynamicSlab"],
         peak_live=trace.peak_live_bytes(),
-        slab_cache_peak_used=cache.stats().peak_used,
+        slab_cache_peak_used=stats.peak_used,
         dynamic_peak_used=tracker.peak,
+        slab_cache_high_water=stats.high_water,
+        dynamic_high_water=audit.high_water,
         class_rounding=class_rounding,
         alignment_rounding=alignment_rounding,
         failed=failed,
@@ -288,8 +298,10 @@ def traces_table(figures: Sequence[TraceFigures]) -> str:
                 f"{f.peak_live:,}",
                 f"{f.slab_cache_peak_used:,}",
                 f"{f.dynamic_peak_used:,}",
-                f"{f.peak_live / f.slab_cache_peak_used:.1%}",
-                f"{f.peak_live / f.dynamic_peak_used:.1%}",
+                f"{f.slab_cache_high_water:,}",
+                f"{f.dynamic_high_water:,}",
+                f"{f.peak_live / f.slab_cache_high_water:.1%}",
+                f"{f.peak_live / f.dynamic_high_water:.1%}",
                 f"{f.class_rounding:.1%}",
                 f"{f.alignment_rounding:.1%}",
                 f.failed,
@@ -302,8 +314,10 @@ def traces_table(figures: Sequence[TraceFigures]) -> str:
         "Dyn ops/s",
         "Cache/Dyn",
         "peak live B",
-        "Cache peak used B",
-        "Dyn peak used B",
+        "Cache peak held B",
+        "Dyn peak held B",
+        "Cache high-water B",
+        "Dyn high-water B",
         "Cache util",
         "Dyn util",
         "class rounding",

@@ -126,7 +126,8 @@ def _run(args: argparse.Namespace) -> int:
         f"{trace.name}: {len(trace):,} operations replayed through SlabCache "
         f"({cache.capacity:,} B); {failed:,} requests failed\n"
         f"live {stats.live_blocks:,} blocks, {stats.live_bytes:,} B requested; "
-        f"{stats.used:,} B held from the backing store (peak {stats.peak_used:,}); "
+        f"{stats.used:,} B held from the backing store (peak {stats.peak_used:,}, "
+        f"high-water {stats.high_water:,}); "
         f"{stats.large_blocks:,} large blocks; magazine hit rate {stats.hit_rate:.1%}\n"
     )
     rows = cache.slabinfo()
