@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck browser unit bench replay images clean
+.PHONY: demo test lint typecheck browser unit bench slabbench replay images clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ unit: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/slaballoc bench --scaling --json bench.json
 
+slabbench: $(STAMP)
+	$(BIN)/slaballoc bench --slab --json slab-bench.json
+
 replay: $(STAMP)
 	$(BIN)/slaballoc replay ../shared/traces/*.rep --json replay.json
 
@@ -55,4 +58,4 @@ images: $(STAMP)
 	  --plot docs/replay-perl.png
 
 clean:
-	rm -rf $(VENV) bench.json replay.json build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) bench.json slab-bench.json replay.json build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
