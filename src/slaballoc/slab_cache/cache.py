@@ -514,6 +514,13 @@ class SlabCache(BlockAllocator):
         (an exported view keeps the cache open); the warning is a
         ``ResourceWarning`` listing each leak and the line that allocated it.
         Closing twice is harmless.  O(n).
+
+        >>> with SlabCache() as cache:
+        ...     block = cache.alloc(10)
+        >>> cache.alloc(10)
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.AllocatorClosedError: SlabCache is closed: create a new one
         """
         if self._closed:
             return

@@ -255,7 +255,30 @@ class Magazines:
             self._lock.release()
 
     def spill(self, mags: ThreadMagazines, index: int, offset: int) -> None:
-        """Take a freed object whose loaded magazine is full (or magazines are off)."""
+        """Take a freed object whose loaded magazine is full (or magazines are off).
+
+        Swaps with an empty previous magazine (a hit), else under the lock gives
+        the previous (full) magazine to the depot, or flushes it to the slabs in
+        bulk when the depot is full, and starts a new one (a miss).  O(1), or
+        O(magazine size) for a flush.
+
+        >>> from slaballoc.policies import BestFit
+        >>> slabs = ClassSlabs(64, 64, BestFit(1 << 20, alignment=16), keep_empty=1)
+        >>> layer = Magazines([slabs], NoLock(), magazine_size=2)
+        >>> mine = layer.mine()
+        >>> objects = layer.take_many(mine, 0, 7)
+        >>> for offset in objects[:5]:  # as free() does: loaded fills, swaps, fills, spills
+        ...     if len(mine.loaded[0]) < 2:
+        ...         mine.loaded[0].append(offset)
+        ...     else:
+        ...         layer.spill(mine, 0, offset)
+        >>> mine.loaded[0], mine.previous[0], layer.cached(0), mine.free_misses[0]
+        ([256], [128, 192], 5, 1)
+        >>> layer.give_many(mine, 0, objects[5:]); layer.cached(0), slabs.free_objects
+        (6, 58)
+        >>> layer.reclaim(); layer.cached(0), slabs.slab_count  # everything back, slab returned
+        (0, 0)
+        """
         previous = mags.previous[index]
         capacity = self.capacity[index]
         if capacity and not previous:
