@@ -11,6 +11,7 @@ from slaballoc.tools import cli
 from slaballoc.tools.bench import (
     CONTENDERS,
     SCENARIOS,
+    UNLOCKED,
     Size,
     churn_plan,
     measure_memory,
@@ -45,7 +46,7 @@ def test_comparison_runs_every_scenario_for_every_contender() -> None:
 
 def test_pairs_and_memory_run() -> None:
     pairs = measure_pairs(slots=256, occupancy=0.5, number=200, repeats=1)
-    assert set(pairs) == {c.name for c in CONTENDERS}
+    assert set(pairs) == {c.name for c in [*CONTENDERS, *UNLOCKED]}
     memory = measure_memory(slots=256)
     assert memory["FreeListSlab"]["idle"] <= 16  # the ceiling
     assert memory["FreeListSlab"]["full"] > memory["FreeListSlab"]["idle"]

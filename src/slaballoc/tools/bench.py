@@ -30,6 +30,7 @@ __all__ = [
     "LARGE_SIZE",
     "SCENARIOS",
     "SEED_SIZE",
+    "UNLOCKED",
     "SeedComparison",
     "Size",
     "measure_memory",
@@ -51,8 +52,10 @@ class Contender:
     make: Callable[[int], tuple[Alloc, Free]]  # slot count -> (alloc, free)
 
 
-def _slab(cls: type[LinearSlab] | type[FreeListSlab], fast: bool, slots: int) -> tuple[Alloc, Free]:
-    slab = cls(capacity=slots * SLOT, slot_size=SLOT, fast=fast)
+def _slab(
+    cls: type[LinearSlab] | type[FreeListSlab], fast: bool, slots: int, *, thread_safe: bool = True
+) -> tuple[Alloc, Free]:
+    slab = cls(capacity=slots * SLOT, slot_size=SLOT, fast=fast, thread_safe=thread_safe)
     return slab.alloc, slab.free
 
 
@@ -75,6 +78,12 @@ CONTENDERS: list[Contender] = [
     Contender("FreeListSlab fast", partial(_slab, FreeListSlab, True)),
     Contender("bytearray", _bytearray),
     Contender("list floor", _list_floor),
+]
+
+
+#: Timed in the pairs only: what the lock costs, against the same slab without it.
+UNLOCKED: list[Contender] = [
+    Contender("FreeListSlab unlocked", partial(_slab, FreeListSlab, False, thread_safe=False)),
 ]
 
 
@@ -230,10 +239,11 @@ def measure_pairs(
     """Seconds per ``free(alloc())`` pair, with ``occupancy`` of the slots live.
 
     The baselines are timed the same way: ``bytearray(64)`` alone, and a
-    ``pool.append(pool.pop())`` pair.
+    ``pool.append(pool.pop())`` pair.  ``FreeListSlab unlocked``
+    (``thread_safe=False``) shows what the lock costs per pair.
     """
     statements: dict[str, Callable[[], float]] = {}
-    for contender in CONTENDERS:
+    for contender in [*CONTENDERS, *UNLOCKED]:
         alloc, free = contender.make(slots)
         keep = _fill(alloc, int(slots * occupancy))
         if contender.name == "bytearray":
