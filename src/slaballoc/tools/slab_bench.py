@@ -5,7 +5,8 @@ repeated (:func:`~slaballoc.tools.timing.interleaved`); the tables show medians
 and ratios.
 
 * **pairs**: ``free(alloc(n))`` on a ``SlabCache`` and a ``DynamicSlab``, beside
-  ``bytearray(n)``, for n from 16 to 4096;
+  ``bytearray(n)``, for n from 16 to 4096, and what the pair spends its time on
+  (each step of its hot path timed alone);
 * **bulk**: ``alloc_many``/``free_many`` of 64 blocks against 64 single calls;
 * **threads**: 4 threads doing alloc/free pairs on one cache, magazines on
   (adaptive) against off (every operation under the lock, to the slabs);
@@ -46,10 +47,12 @@ __all__ = [
     "PAIR_SIZES",
     "TraceFigures",
     "measure_bulk",
+    "measure_pair_steps",
     "measure_pairs",
     "measure_threads",
     "measure_trace",
     "pairs_table",
+    "steps_table",
     "traces_table",
 ]
 
@@ -81,6 +84,88 @@ def measure_pairs(
         label, name = key.split("\0")
         result.setdefault(int(label), {})[name] = seconds
     return result
+
+
+#: The steps of a ``free(alloc(64))`` pair on a magazine hit, each timed alone: what the
+#: interpreter spends the pair on (the statements mirror ``SlabCache.alloc`` and ``free``).
+PAIR_STEPS = {
+    "two calls (alloc and free) doing nothing": "nothing(); nothing()",
+    "slice the view and release it": "v = memory[64:128]; v.release()",
+    "live table: set, get, pop": "live[1] = (64, view); live.get(1); live.pop(1, None)",
+    "threading.local lookup, twice": "local.mags; local.mags",
+    "magazine pop and append": "magazine.append(magazine.pop())",
+    "size check and class lookup, twice": (
+        "type(64) is not int or not 0 < 64 <= 16384; table[(64 - 1) >> 4]; table[(64 - 1) >> 4]"
+    ),
+    "hit counters, twice": "counts[3] += 1; counts[3] += 1",
+    "nbytes, id(), debug flag, magazine room": (
+        "view.nbytes; id(view); cache._debug is not None; len(magazine) < 64"
+    ),
+    "16 attribute loads from self": "c = cache; "
+    + "; ".join(
+        f"c.{name}"
+        for name in [
+            "_table",
+            "_shift",
+            "_local",
+            "_memory",
+            "_live",
+            "_largest",
+            "_debug",
+            "_capacity_of",
+            "_table",
+            "_shift",
+            "_local",
+            "_live",
+            "_largest",
+            "_debug",
+            "_capacity_of",
+            "_magazines",
+        ]
+    ),
+}
+
+
+def measure_pair_steps(number: int = 100_000, repeats: int = 7) -> dict[str, float]:
+    """Seconds for the whole pair, ``bytearray(64)``, and each step of :data:`PAIR_STEPS`."""
+    cache = SlabCache()
+    local = threading.local()
+    local.mags = None
+    memory = memoryview(bytearray(4096))
+    names = {
+        "cache": cache,
+        "memory": memory,
+        "view": memory[:64],
+        "local": local,
+        "live": {},
+        "table": [3] * 1024,
+        "counts": [0] * 36,
+        "magazine": [64, 128],
+        "nothing": lambda: None,
+    }
+    statements = {
+        "the pair: cache.free(cache.alloc(64))": "cache.free(cache.alloc(64))",
+        "bytearray(64)": "bytearray(64)",
+        **PAIR_STEPS,
+    }
+    return interleaved(
+        {
+            name: partial(_per_call, timeit.Timer(statement, globals=names), number)
+            for name, statement in statements.items()
+        },
+        repeats,
+    )
+
+
+def steps_table(steps: dict[str, float]) -> str:
+    """Each step's ns and its share of ``bytearray(64)``, and the sum of the steps."""
+    base = steps["bytearray(64)"]
+    rows: list[list[object]] = [
+        [name, f"{t * 1e9:,.0f}", f"{t / base:.2f}x"] for name, t in steps.items()
+    ]
+    total = sum(steps[name] for name in PAIR_STEPS)
+    rows.append(["sum of the steps", f"{total * 1e9:,.0f}", f"{total / base:.2f}x"])
+    return format_table(["", "ns", "x bytearray(64)"], rows)
 
 
 def measure_bulk(count: int = 64, number: int = 300, repeats: int = 7) -> dict[str, float]:
@@ -342,6 +427,10 @@ def run(
     parts.append(f"free(alloc(n)) pair against bytearray(n), median of {repeats}\n")
     parts.append(pairs_table(pairs) + "\n\n")
     document["pairs_seconds"] = pairs
+    steps = measure_pair_steps(number=number * 5, repeats=repeats)
+    parts.append("where a pair's time goes: each step alone, beside the whole\n")
+    parts.append(steps_table(steps) + "\n\n")
+    document["pair_steps_seconds"] = steps
     bulk = measure_bulk(number=30 if quick else 300, repeats=repeats)
     parts.append("64 blocks of 64 B: bulk against single calls\n" + ratio_table(bulk) + "\n\n")
     document["bulk_seconds_per_block"] = bulk
