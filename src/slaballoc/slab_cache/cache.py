@@ -22,7 +22,13 @@ from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from ..allocator import BlockAllocator, _is_released
-from ..errors import DoubleFreeError, InvariantError, OutOfMemoryError, SizeTooLargeError
+from ..errors import (
+    DoubleFreeError,
+    InvariantError,
+    OutOfMemoryError,
+    SizeTooLargeError,
+    SlabError,
+)
 from ..memory import open_memory
 from ..sizes import require_count
 from .backing_store import BackingStore
@@ -210,8 +216,8 @@ class SlabCache(BlockAllocator):
         mags.allocs[index] += count
         memory, live = self._memory, self._live
         views = [memory[offset : offset + size] for offset in offsets]
-        for offset, view in zip(offsets, views, strict=True):
-            live[id(view)] = (offset, view)
+        # One C loop, no bytecode per block:
+        live.update(zip(map(id, views), zip(offsets, views, strict=True), strict=True))
         return views
 
     def realloc(self, view: memoryview, size: int) -> memoryview:
@@ -329,37 +335,36 @@ class SlabCache(BlockAllocator):
         """
         batch = list(views)
         live = self._live
-        seen: set[int] = set()
-        for view in batch:
-            if id(view) in seen:
-                raise DoubleFreeError("free_many() was given the same block twice")
-            if id(view) not in live:
-                raise self._not_live(view)
-            seen.add(id(view))
-        with self._lock:
-            sizes = [self._size_of(live[id(view)][0], view) for view in batch]
+        keys = list(map(id, batch))
+        entries = list(map(live.get, keys))
+        if None in entries or len(set(keys)) != len(keys):
+            raise self._first_not_live(batch)
+        try:
+            sizes = [view.nbytes for view in batch]
+        except ValueError:  # one was released by its owner
+            with self._lock:
+                sizes = [self._size_of(live[id(view)][0], view) for view in batch]
         self._release_all(batch, "free_many")
-        by_class: dict[int, list[int]] = {}
-        large: list[int] = []
+        try:
+            for key in keys:
+                del live[key]
+        except KeyError:
+            raise DoubleFreeError("a block was freed by another thread at the same time") from None
+        offsets = [entry[0] for entry in entries if entry is not None]
         table, shift, largest = self._table, self._shift, self._largest
+        classes = [table[(size - 1) >> shift] if size <= largest else -1 for size in sizes]
         corruption: Exception | None = None
-        for view, size in zip(batch, sizes, strict=True):
-            entry = live.pop(id(view), None)
-            if entry is None:
-                raise DoubleFreeError("a block was freed by another thread at the same time")
-            if size > largest:
-                large.append(entry[0])
-                continue
-            index = table[(size - 1) >> shift]
-            if self._debug is not None:
-                corruption = self._debug_free(index, entry[0], size) or corruption
-            by_class.setdefault(index, []).append(entry[0])
-        mags = self._magazines.mine()
-        for index, offsets in by_class.items():
-            mags.frees[index] += len(offsets)
-            self._magazines.give_many(mags, index, offsets)
-        for offset in large:
+        if self._debug is not None:
+            for index, offset, size in zip(classes, offsets, sizes, strict=True):
+                if index >= 0:
+                    corruption = self._debug_free(index, offset, size) or corruption
+        by_class = _grouped(classes, offsets)
+        for offset in by_class.pop(-1, ()):
             self._free_large(offset)
+        mags = self._magazines.mine()
+        for index, objects in by_class.items():
+            mags.frees[index] += len(objects)
+            self._magazines.give_many(mags, index, objects)
         if corruption is not None:
             raise corruption
 
@@ -543,6 +548,17 @@ class SlabCache(BlockAllocator):
 
     # -- internals ------------------------------------------------------------------
 
+    def _first_not_live(self, batch: list[memoryview]) -> SlabError:
+        """The error for the first block of ``batch`` that is not live, or given twice."""
+        seen: set[int] = set()
+        for view in batch:
+            if id(view) in seen:
+                return DoubleFreeError("free_many() was given the same block twice")
+            if id(view) not in self._live:
+                return self._not_live(view)
+            seen.add(id(view))
+        return DoubleFreeError("a block was freed by another thread at the same time")
+
     def _live_sizes(self) -> list[tuple[int, int]]:
         """(offset, requested size) of every live block.  The caller holds the lock."""
         return [(offset, self._size_of(offset, view)) for offset, view in list(self._live.values())]
@@ -709,3 +725,13 @@ class SlabCache(BlockAllocator):
                     f"class {slabs.object_size}: {out} objects are out of the slabs, but "
                     f"{active[index]} are live and {len(cached)} cached"
                 )
+
+
+def _grouped(classes: list[int], offsets: list[int]) -> dict[int, list[int]]:
+    """The offsets by class index (-1: large blocks)."""
+    if classes and classes.count(classes[0]) == len(classes):
+        return {classes[0]: offsets}  # the common case: one class, no loop
+    by_class: dict[int, list[int]] = {}
+    for index, offset in zip(classes, offsets, strict=True):
+        by_class.setdefault(index, []).append(offset)
+    return by_class
