@@ -113,3 +113,39 @@ def test_eight_threads_share_one_cache(magazine_size: int | None) -> None:
     cache.check()
     stats = cache.stats()
     assert stats.allocs == stats.frees > 0
+
+
+@pytest.mark.usefixtures("rapid_switching")
+def test_reports_while_other_threads_allocate() -> None:
+    """stats() and slabinfo() take the lock and copy what they read: safe at any moment."""
+    cache = SlabCache(capacity=4 << 20)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+
+    def churn(seed: int) -> None:
+        rng = random.Random(seed)
+        live: list[memoryview] = []
+        try:
+            while not stop.is_set():
+                if live and rng.random() < 0.5:
+                    cache.free(live.pop(rng.randrange(len(live))))
+                else:
+                    live.append(cache.alloc(rng.choice(SIZES)))
+            cache.free_many(live)
+        except BaseException as error:  # reported by the main thread
+            failures.append(error)
+
+    workers = [threading.Thread(target=churn, args=(seed,)) for seed in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in range(50):
+            stats = cache.stats()
+            assert stats.live_blocks >= 0 and len(cache.slabinfo()) == len(cache.size_classes)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+    assert not failures, failures[0]
+    cache.check()  # exact once the other threads have stopped
+    assert len(cache) == 0
