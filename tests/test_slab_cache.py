@@ -154,7 +154,8 @@ def test_default_classes_bound_the_waste() -> None:
     for size in range(1, classes.largest + 1):
         object_size = classes.sizes[classes.index_of(size)]
         assert object_size >= size
-        assert object_size - size <= max(15, object_size // 5)
+        assert object_size - size <= classes.waste_bound(object_size)
+        assert classes.waste_bound(object_size) <= max(15, object_size // 5)  # the documented bound
 
 
 def test_realloc_keeps_contents_in_place_or_moved() -> None:
