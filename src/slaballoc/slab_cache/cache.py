@@ -158,7 +158,10 @@ class SlabCache(BlockAllocator):
         class nor the backing store can serve it (after reclaiming cached free
         memory), :class:`~slaballoc.errors.SizeTooLargeError` above the
         capacity, and ``TypeError``/``ValueError`` subclasses for a size that is
-        not a positive integer; nothing changes then.
+        not a positive integer.  No live block and none of its bytes change
+        then; the only trace an out-of-memory leaves is the reclaim itself
+        (free objects cached in magazines and empty slabs went back to the
+        backing store, as they would have to anyway).
 
         >>> cache = SlabCache()
         >>> len(cache.alloc(10)), len(cache.alloc(100_000))  # a class object; a large block
