@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -149,3 +151,27 @@ def test_reports_while_other_threads_allocate() -> None:
     assert not failures, failures[0]
     cache.check()  # exact once the other threads have stopped
     assert len(cache) == 0
+
+
+def test_magazines_grow_when_the_depot_lock_is_contended() -> None:
+    """Bonwick and Adams's rule: a class whose depot lock is found taken gets larger magazines."""
+    cache = SlabCache(capacity=4 << 20)
+    row = 3  # the 64-byte class
+    start = cache.slabinfo()[row].magazine_size
+
+    def batch() -> None:  # more than a magazine holds: a trip to the depot under the lock
+        cache.free_many(cache.alloc_many(64, 4 * start))
+
+    with ThreadPoolExecutor(max_workers=1) as worker:  # one thread: its magazines exist already
+        worker.submit(batch).result()
+        for _ in range(200):  # each round, the worker finds the lock taken if it gets there in time
+            cache._lock.acquire()
+            done = worker.submit(batch)
+            time.sleep(0.005)
+            cache._lock.release()
+            done.result()
+            if cache.slabinfo()[row].magazine_size > start:
+                break
+    assert cache.slabinfo()[row].magazine_size == 2 * start
+    assert SlabCache(capacity=4 << 20, magazine_size=8).slabinfo()[row].magazine_size == 8
+    cache.check()
