@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import threading
 from itertools import pairwise
 
@@ -9,6 +10,7 @@ import pytest
 
 from slaballoc import (
     AllocatorClosedError,
+    BlockInUseError,
     DoubleFreeError,
     InvalidFreeError,
     InvalidSizeError,
@@ -296,3 +298,17 @@ def test_buffer_is_used_in_place() -> None:
     block[:] = b"hello"
     offset = cache.offset_of(block)
     assert memory[offset : offset + 5] == b"hello"
+
+
+@pytest.mark.parametrize(("old", "new"), [(20, 30), (20, 5000), (20_000, 40_000), (40_000, 20_000)])
+def test_realloc_of_an_exported_view_changes_nothing(old: int, new: int) -> None:
+    cache = SlabCache(capacity=MIB)
+    block = fill(cache, [old])[0]
+    before = snapshot(cache)
+    export = pickle.PickleBuffer(block)
+    with pytest.raises(BlockInUseError):
+        cache.realloc(block, new)
+    assert snapshot(cache) == before
+    cache.check()
+    export.release()
+    assert len(cache.realloc(block, new)) == new

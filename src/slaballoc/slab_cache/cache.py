@@ -17,7 +17,7 @@ serves a request is :mod:`.size_classes`; debugging is :mod:`.debug`.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
@@ -250,25 +250,17 @@ class SlabCache(BlockAllocator):
         largest = self._largest
         if self._debug is None and (
             (size <= largest and old <= largest and self._class_of(size) == self._class_of(old))
-            or (size > largest and old > largest and self._resize_large(offset, size))
+            or (size > largest and old > largest and self._resize_large(view, offset, old, size))
         ):
             try:
-                view.release()
+                view.release()  # a no-op if _resize_large released it
             except BufferError:
                 raise self._in_use(offset, "realloc") from None
             new_view = self._memory[offset : offset + size]
             del self._live[id(view)]
             self._live[id(new_view)] = (offset, new_view)
             return new_view
-        new_view = self.alloc(size)
-        keep = min(old, size)
-        new_view[:keep] = self._memory[offset : offset + keep]
-        try:
-            self.free(view)
-        except BaseException:
-            self.free(new_view)
-            raise
-        return new_view
+        return self._move(view, offset, old, size)
 
     # -- freeing --------------------------------------------------------------------
 
@@ -629,9 +621,112 @@ class SlabCache(BlockAllocator):
             raise
         return views
 
-    def _resize_large(self, offset: int, size: int) -> bool:
+    def _move(self, view: memoryview, offset: int, old: int, size: int) -> memoryview:
+        """``realloc`` when the block must move: place the new block, release the old view
+        (or, if it is exported, undo the placement exactly), copy, give the old block back.
+        """
+        mags = self._magazines.mine()
+        memory = self._memory
         with self._lock:
-            return self._backing.resize(offset, size)
+            new_offset, undo = self._place(mags, size)
+            try:
+                view.release()
+            except BufferError:
+                undo()
+                raise self._in_use(offset, "realloc") from None
+            keep = min(old, size)
+            memory[new_offset : new_offset + keep] = memory[offset : offset + keep]
+            del self._live[id(view)]
+            corruption = self._give_back_moved(mags, offset, old)
+        new_view = memory[new_offset : new_offset + size]
+        self._live[id(new_view)] = (new_offset, new_view)
+        if corruption is not None:
+            raise corruption
+        return new_view
+
+    def _place(self, mags: ThreadMagazines, size: int) -> tuple[int, Callable[[], None]]:
+        """A block for ``_move``, straight from the slabs or the backing store, and the exact
+        undo of taking it.  The caller holds the lock.
+        """
+        backing, debug = self._backing, self._debug
+        if size > self._largest:
+            try:
+                offset = backing.allocate(size)
+            except OutOfMemoryError:
+                self._magazines.reclaim()
+                offset = backing.allocate(size)
+            if debug is not None:
+                debug.note_origin(offset, size)
+
+            def undo_large() -> None:
+                backing.release(offset)  # coalescing restores the free blocks there were
+                if debug is not None:
+                    debug.forget_origin(offset)
+
+            return offset, undo_large
+        index = self._class_of(size)
+        slabs = self._slabs[index]
+        try:
+            grew = not slabs.free_objects  # then no slab is empty, and a new one is taken
+            (offset,) = slabs.take(1)
+        except (OutOfMemoryError, SizeTooLargeError):
+            self._magazines.reclaim()
+            try:
+                grew = not slabs.free_objects
+                (offset,) = slabs.take(1)
+            except (OutOfMemoryError, SizeTooLargeError):
+                raise self._out_of_memory(size, index, 1) from None
+        if debug is not None:
+            try:
+                debug.on_alloc(offset, size, slabs.object_size, slabs.stride)
+            except InvariantError:
+                slabs.give_back((offset,), keep_empty=0 if grew else None)
+                raise
+        mags.allocs[index] += 1
+        mags.alloc_misses[index] += 1
+
+        def undo_object() -> None:
+            mags.allocs[index] -= 1
+            mags.alloc_misses[index] -= 1
+            if debug is not None:
+                debug.on_free(offset, size, slabs.object_size, slabs.stride)
+            slabs.give_back((offset,), keep_empty=0 if grew else None)
+
+        return offset, undo_object
+
+    def _give_back_moved(
+        self, mags: ThreadMagazines, offset: int, size: int
+    ) -> InvariantError | None:
+        """Free the old block of a move (the caller holds the lock); a debug report, if any."""
+        if size > self._largest:
+            if self._debug is not None:
+                self._debug.forget_origin(offset)
+            self._backing.release(offset)
+            return None
+        index = self._class_of(size)
+        slabs = self._slabs[index]
+        corruption = None
+        if self._debug is not None:
+            try:
+                self._debug.on_free(offset, size, slabs.object_size, slabs.stride)
+            except InvariantError as report:
+                corruption = report
+        mags.frees[index] += 1
+        mags.free_misses[index] += 1
+        slabs.give_back((offset,))
+        return corruption
+
+    def _resize_large(self, view: memoryview, offset: int, old: int, size: int) -> bool:
+        """Resize a large block in place and release its old view, or change nothing."""
+        with self._lock:
+            if not self._backing.resize(offset, size):
+                return False
+            try:
+                view.release()
+            except BufferError:
+                self._backing.resize(offset, old)  # undo: the bytes it had are still free
+                raise self._in_use(offset, "realloc") from None
+            return True
 
     def _free_large(self, offset: int) -> None:
         if self._debug is not None:
