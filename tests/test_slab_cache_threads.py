@@ -75,7 +75,11 @@ class Workload:
                 self.claim(view, (bytes([me + 1, step % 256]) * size)[:size])
                 mine.append(view)
             elif choice < 0.55:
-                for view in self.cache.alloc_many(48, 5):
+                try:
+                    batch = self.cache.alloc_many(48, 5)
+                except OutOfMemoryError:
+                    continue
+                for view in batch:
                     self.claim(view, bytes([me + 1]) * 48)
                     mine.append(view)
             elif choice < 0.65:
