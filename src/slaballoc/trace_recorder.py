@@ -52,6 +52,14 @@ class TraceRecorder:
     a 0 100
     r 0 200
     f 0
+
+    Bulk calls write one line per block.  Each call costs the wrapped
+    allocator's, plus O(1) per block recorded.
+
+    >>> blocks = slab.alloc_many([8, 16])
+    >>> slab.free_many(blocks)
+    >>> slab.text().splitlines()[-4:]
+    ['a 1 8', 'a 2 16', 'f 1', 'f 2']
     """
 
     def __init__(self, allocator: Recordable) -> None:

@@ -41,6 +41,15 @@ class ClassSlabs:
     ([0, 64, 128], 1, 61)
     >>> slabs.give_back(objects); slabs.slab_count, backing.used
     (0, 0)
+
+    Partial slabs first: an object freed in a full slab is handed out before
+    the objects of an empty one.
+
+    >>> slabs = ClassSlabs(64, 64, backing, keep_empty=1)
+    >>> objects = slabs.take(128)  # two full slabs
+    >>> slabs.give_back(objects[64:]); slabs.give_back(objects[:1])  # one empty, one partial
+    >>> slabs.take(1) == objects[:1], slabs.slab_count
+    (True, 2)
     """
 
     __slots__ = (
@@ -83,12 +92,12 @@ class ClassSlabs:
 
     @property
     def slab_count(self) -> int:
-        """Slabs this class holds (full, partial and empty)."""
+        """Slabs this class holds (full, partial and empty).  O(1)."""
         return len(self._starts)
 
     @property
     def total_objects(self) -> int:
-        """Objects in this class's slabs."""
+        """Objects in this class's slabs.  O(1)."""
         return len(self._starts) * self.objects_per_slab
 
     def slabs_needed(self, count: int) -> int:
@@ -168,7 +177,10 @@ class ClassSlabs:
         self.trim(self.keep_empty if keep_empty is None else keep_empty)
 
     def trim(self, keep: int) -> int:
-        """Give every empty slab beyond ``keep`` back to the backing store; return how many."""
+        """Give every empty slab beyond ``keep`` back to the backing store; return how many.
+
+        O(slabs given back x log n).
+        """
         released = 0
         while len(self.empty) > keep:
             slab = self.empty.pop(0)  # the longest empty: the least likely to be wanted
@@ -188,7 +200,7 @@ class ClassSlabs:
         return slab if offset < slab.end else None
 
     def slabs(self) -> list[Slab]:
-        """Every slab, in address order."""
+        """Every slab, in address order.  O(slabs)."""
         return [self._slab_at[start] for start in self._starts]
 
     def check(self) -> None:

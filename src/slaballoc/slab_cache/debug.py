@@ -59,7 +59,22 @@ class DebugChecks:
     """Poisons, red zones and allocation tracebacks over one cache's memory.
 
     ``stride`` is an object's size plus :data:`RED_ZONE_BYTES`; ``size`` is what
-    the caller requested.  Every method is O(stride).
+    the caller requested.  Every method is O(stride), but ``note_origin``,
+    O(stack depth).
+
+    >>> from slaballoc.slab_cache.slab import Slab
+    >>> memory = memoryview(bytearray(4096))
+    >>> checks, slab = DebugChecks(memory), Slab(0, 48 + RED_ZONE_BYTES, 4)
+    >>> checks.poison_slab(slab, 48)
+    >>> checks.on_alloc(0, 40, 48, slab.stride); bytes(memory[38:42]).hex()
+    '6b6bcccc'
+    >>> memory[40] = 0  # one byte past the end
+    >>> checks.on_free(0, 40, 48, slab.stride)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    slaballoc.errors.MemoryCorruptionError: the 40-byte block at offset 0 was written past ...
+    >>> checks.verify_free(0, 48, slab.stride)  # poisoned all the same
+    True
     """
 
     __slots__ = ("_free_images", "_memory", "_origins")
