@@ -24,7 +24,7 @@ ASAN_TESTS := tests/test_allocators.py tests/test_policies.py tests/test_statefu
               tests/test_threads.py tests/test_differential.py
 
 .PHONY: demo test lint typecheck browser unit unit-c unit-python sanitize core check-core \
-        wheel bench replay images clean
+        wheel bench slabbench replay images clean
 
 $(PACKAGE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -110,6 +110,9 @@ wheel: $(PACKAGE)
 bench: $(PACKAGE) core
 	$(BIN)/slaballoc bench --scaling --json bench.json
 
+slabbench: $(PACKAGE) core
+	$(BIN)/slaballoc bench --slab --json slab-bench.json
+
 replay: $(PACKAGE)
 	$(BIN)/slaballoc replay $(TRACES) --json replay.json
 
@@ -121,4 +124,4 @@ images: $(TOOLS)
 	  --plot docs/replay-perl.png
 
 clean:
-	rm -rf $(VENV) $(ASAN_VENV) bench.json replay.json build dist src/*.egg-info src/slaballoc/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(ASAN_VENV) bench.json slab-bench.json replay.json build dist src/*.egg-info src/slaballoc/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis

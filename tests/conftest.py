@@ -1,4 +1,8 @@
-"""Shared helpers: one way to allocate from any of the three allocators."""
+"""Shared helpers: one way to allocate from any of the allocators.
+
+``make`` gives the seed's three; ``test_slab_cache_shared.py`` runs the tests
+that fit every allocator on ``SlabCache`` too.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,15 @@ from collections.abc import Callable
 
 import pytest
 
-from slaballoc import DynamicSlab, FreeListSlab, LinearSlab
+from slaballoc import DynamicSlab, FreeListSlab, LinearSlab, SlabCache
 
-Allocator = LinearSlab | FreeListSlab | DynamicSlab
+Allocator = LinearSlab | FreeListSlab | DynamicSlab | SlabCache
 ALLOCATORS: list[type[Allocator]] = [LinearSlab, FreeListSlab, DynamicSlab]
 
 
 def take(allocator: Allocator, size: int = 64) -> memoryview:
     """Allocate ``size`` bytes (one slot for the fixed-size slabs)."""
-    if isinstance(allocator, DynamicSlab):
+    if isinstance(allocator, (DynamicSlab, SlabCache)):
         return allocator.alloc(size)
     return allocator.alloc()
 

@@ -76,3 +76,21 @@ def test_cli_bench_quick(
     document = json.loads(out.read_text())
     assert "comparison" in document and "machine" in document
     assert ("scaling" in document) == bool(extra)
+
+
+def test_slab_bench_runs_at_tiny_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "tiny.rep"
+    trace.write_text("0\n3\n5\n1\na 0 100\na 1 1500\na 2 50000\nf 0\nr 1 3000\n")
+    out = tmp_path / "slab.json"
+    argv = ["bench", "--slab", "--quick", "--repeats", "1", "--quiet", "--json", str(out)]
+    assert cli.main([*argv, "--traces", str(trace)]) == 0
+    printed = capsys.readouterr().out
+    assert "SlabCache/ba" in printed and "magazines off" in printed and "tiny.rep" in printed
+    document = json.loads(out.read_text())
+    assert set(document["pairs_seconds"]) == {"16", "64", "256", "1024", "4096"}
+    assert document["traces"][0]["failed"] == 0
+
+
+def test_slab_bench_names_a_bad_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "--slab", "--quick", "--traces", "missing.rep"]) == 2
+    assert capsys.readouterr().err.startswith("slaballoc bench: ")

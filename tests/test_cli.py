@@ -288,7 +288,7 @@ def test_every_argument_has_help() -> None:
 def test_every_command_is_a_row_of_the_table() -> None:
     parser = cli.build_parser()
     names = [c.name for c in cli.COMMANDS]
-    assert names == ["demo", "map", "bench", "replay"]
+    assert names == ["demo", "map", "bench", "replay", "slabinfo"]
     for name in names:
         assert parser.parse_args([name, *(["linear", "1"] if name == "map" else [])]).command
 

@@ -7,6 +7,11 @@ Three allocators, as in the seed document, each handing out writable
 - :class:`FreeListSlab`: fixed-size slots on a free list, O(1) alloc and free.
 - :class:`DynamicSlab`: any size, best fit with splitting and coalescing.
 
+and what production slab allocators build from them:
+
+- :class:`SlabCache`: size classes served from slabs through per-thread
+  magazines, over a best-fit backing store (see :mod:`slaballoc.slab_cache`).
+
 Their placement algorithms work on integer offsets and are usable on their own:
 see :mod:`slaballoc.policies`.  Every error is in :mod:`slaballoc.errors`.
 
@@ -27,6 +32,7 @@ from .errors import (
     InvalidFreeError,
     InvalidSizeError,
     InvariantError,
+    MemoryCorruptionError,
     OutOfMemoryError,
     SizeTooLargeError,
     SizeTypeError,
@@ -34,8 +40,10 @@ from .errors import (
 )
 from .memory import DEFAULT_CAPACITY
 from .policies import BestFit, Block, FreeList, LinearSearch
+from .slab_cache import CacheStats, Leak, SizeClasses, SlabCache, SlabInfo
 from .slabs import FreeListSlab, LinearSlab
 from .stats import ArenaStats
+from .trace_recorder import TraceRecorder, record_trace
 
 __version__ = "0.1.0"
 
@@ -50,6 +58,7 @@ __all__ = [
     "BlockAllocator",
     "BlockInUseError",
     "BufferTypeError",
+    "CacheStats",
     "DoubleFreeError",
     "DynamicSlab",
     "FreeList",
@@ -58,11 +67,18 @@ __all__ = [
     "InvalidFreeError",
     "InvalidSizeError",
     "InvariantError",
+    "Leak",
     "LinearSearch",
     "LinearSlab",
+    "MemoryCorruptionError",
     "OutOfMemoryError",
+    "SizeClasses",
     "SizeTooLargeError",
     "SizeTypeError",
+    "SlabCache",
     "SlabError",
+    "SlabInfo",
+    "TraceRecorder",
     "__version__",
+    "record_trace",
 ]

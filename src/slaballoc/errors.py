@@ -87,3 +87,20 @@ class AllocatorClosedError(SlabError, ValueError):
 
 class InvariantError(SlabError, AssertionError):
     """``check()`` found the allocator's bookkeeping inconsistent (a bug)."""
+
+
+__all__ += ["MemoryCorruptionError"]  # appended here so that parallel additions do not collide
+
+
+class MemoryCorruptionError(InvariantError):
+    """Debug mode found a block's memory changed where no one may write.
+
+    A freed object's poison changed (a write after free), or the red zone
+    after a live block did (a write past its end).  ``offset`` and ``size``
+    name the object or block.
+    """
+
+    def __init__(self, message: str, *, offset: int, size: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.size = size

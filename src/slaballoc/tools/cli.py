@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__
 from ..errors import SlabError
+from . import slab_bench, slabinfo_cli
 from .demo import KINDS, SCENARIOS, DemoFailedError, print_notation, run_demo, state_after
 from .render import svg_map_of, use_colour
 from .timing import Progress, line_progress, no_progress
@@ -206,6 +207,7 @@ def _bench_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--repeats", type=_positive, default=5, help="runs per case (default 5)")
     bench.add_argument("--scaling", action="store_true", help="also run the scaling table (slow)")
     bench.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    slab_bench.add_options(bench)
     _add_output_options(bench, plot="chart the comparison to FILE (.png or .svg)")
 
 
@@ -217,6 +219,8 @@ def _bench(args: argparse.Namespace) -> int:
     from . import bench, reports, scaling
 
     progress = _progress(args)
+    if args.slab:
+        return slab_bench.main(args, progress)
     sizes = [bench.SEED_SIZE, bench.LARGE_SIZE]
     pair_slots = 65_536
     if args.quick:  # a smoke run: small sizes, few repeats
@@ -383,10 +387,9 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _replay_one(args: argparse.Namespace, argument: str) -> TraceComparison:
     from .replay import check_capacity, compare_on_trace
-    from .samples import is_sample, read_sample
-    from .traces import read_trace
+    from .samples import read_trace_argument
 
-    trace = read_sample(argument) if is_sample(argument) else read_trace(argument)
+    trace = read_trace_argument(argument)
     if args.capacity is not None:
         check_capacity(trace, args.capacity, args.alignment)
     if args.html or args.plot:
@@ -480,6 +483,15 @@ COMMANDS: list[Command] = [
         "slaballoc: sample:NAME (see --list-samples).",
         _replay_arguments,
         _replay,
+    ),
+    Command(
+        "slabinfo",
+        "replay a trace through SlabCache and show its classes, like slabtop",
+        "Replay an allocation trace (a .rep file or sample:NAME) through a SlabCache and print "
+        "one line per size class as the trace leaves it: active and cached objects, slabs, "
+        "rounding waste, magazine hits and misses.",
+        slabinfo_cli.add_arguments,
+        slabinfo_cli.run,
     ),
 ]
 

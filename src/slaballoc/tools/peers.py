@@ -1,6 +1,7 @@
 """What our allocators are measured against, as replay contenders.
 
 * :class:`DynamicContender`: our :class:`~slaballoc.DynamicSlab`.
+* :class:`SlabCacheContender`: our :class:`~slaballoc.SlabCache`.
 * :class:`MultiprocessingHeap`: CPython's ``multiprocessing.heap.Heap``, what a
   Python user has today for variable-size blocks in shared memory.  Each block
   gets the memoryview that ``multiprocessing.sharedctypes`` makes of it, so
@@ -15,9 +16,10 @@ from multiprocessing.heap import Heap
 from typing import Any
 
 from ..dynamic import DynamicSlab
+from ..slab_cache import SlabCache
 from .seed_port import SeedDynamic
 
-__all__ = ["DynamicContender", "MultiprocessingHeap", "SeedDynamic"]
+__all__ = ["DynamicContender", "MultiprocessingHeap", "SeedDynamic", "SlabCacheContender"]
 
 _Block = tuple[tuple[Any, int, int], memoryview]
 
@@ -31,6 +33,17 @@ class DynamicContender:
         self.alloc = self.slab.alloc
         self.free = self.slab.free
         self.realloc = self.slab.realloc
+
+
+class SlabCacheContender:
+    """``SlabCache`` as a replay contender: its own three methods, unwrapped."""
+
+    def __init__(self, cache: SlabCache, name: str = "SlabCache") -> None:
+        self.cache = cache
+        self.name = name
+        self.alloc = cache.alloc
+        self.free = cache.free
+        self.realloc = cache.realloc
 
 
 class MultiprocessingHeap:

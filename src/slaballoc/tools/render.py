@@ -471,6 +471,7 @@ def svg_map(
 def next_slot(policy: object) -> int | None:
     """The offset a fixed-size slot policy hands out next (its ``next_offset()``), or None.
 
+    >>> from slaballoc import LinearSearch
     >>> slots = LinearSearch(capacity=256)
     >>> _ = slots.allocate(), slots.allocate()
     >>> slots.release(0)

@@ -134,14 +134,22 @@ def check_capacity(trace: Trace, capacity: int, alignment: int = 8) -> None:
         )
 
 
-def time_replay(trace: Trace, contender: Contender, *, budget: float | None = None) -> Timing:
+def time_replay(
+    trace: Trace,
+    contender: Contender,
+    *,
+    budget: float | None = None,
+    free_leftovers: bool = True,
+) -> Timing:
     """Run every operation of ``trace`` through ``contender``; time it.
 
     The rules are :mod:`.interpreter`'s, written out inline because this loop
     is what is timed; a test checks that it makes exactly the interpreter's
     calls.  A request of 0 bytes is served as 1 byte (``malloc(0)`` returns a
     unique block).  With ``budget`` (seconds) the replay stops early, between
-    two chunks, once the budget is spent, and says so.
+    two chunks, once the budget is spent, and says so.  The blocks still live at
+    the end are freed (untimed) unless ``free_leftovers`` is False, which leaves
+    the contender as the trace left it.
     """
     alloc, free, realloc = contender.alloc, contender.free, contender.realloc
     handles: list[Any] = [None] * trace.id_count
@@ -174,7 +182,7 @@ def time_replay(trace: Trace, contender: Contender, *, budget: float | None = No
         done = chunk_end
         if budget is not None and elapsed > budget:
             break
-    for handle in handles:
+    for handle in handles if free_leftovers else ():
         if handle is not None:
             free(handle)
     return Timing(contender.name, done, elapsed, failed, done == len(kinds))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from importlib.resources import files
 
 from ..errors import SlabError
-from .traces import Trace, decode_trace
+from .traces import Trace, decode_trace, read_trace
 
 __all__ = ["PREFIX", "SAMPLES", "UnknownSampleError", "is_sample", "read_sample"]
 
@@ -59,3 +59,12 @@ def read_sample(name: str) -> Trace:
         )
     data = (files("slaballoc.tools") / "samples" / f"{name}.rep.gz").read_bytes()
     return decode_trace(data, f"{name}-sample.rep")
+
+
+def read_trace_argument(argument: str) -> Trace:
+    """The trace a command-line argument names: ``sample:NAME`` or a file's path.
+
+    >>> read_trace_argument("sample:perl").name
+    'perl-sample.rep'
+    """
+    return read_sample(argument) if is_sample(argument) else read_trace(argument)

@@ -1,0 +1,44 @@
+"""The backing store: best fit over the cache's whole buffer, remembering its peaks.
+
+Slabs of every class and blocks too large for any class are carved from the
+same :class:`~slaballoc.policies.BestFit`, so an empty slab given back
+coalesces with its free neighbours and serves any class or a large request.
+"""
+
+from __future__ import annotations
+
+from ..policies import BestFit
+
+__all__ = ["BackingStore"]
+
+
+class BackingStore(BestFit):
+    """:class:`~slaballoc.policies.BestFit` that also records the most bytes ever in use,
+    and the high-water mark: the end of the highest block ever handed out.
+
+    >>> store = BackingStore(8192, alignment=16)
+    >>> _ = store.allocate(100); _ = store.release(store.allocate(4096))
+    >>> store.used, store.peak_used, store.high_water
+    (112, 4208, 4208)
+    """
+
+    __slots__ = ("high_water", "peak_used")
+
+    def __init__(self, capacity: int, alignment: int = 16) -> None:
+        super().__init__(capacity, alignment)
+        self.peak_used = 0
+        self.high_water = 0
+
+    def _take(self, size: int) -> int:
+        """As :meth:`BestFit._take` (``allocate`` calls it), and update the peak.  O(log n)."""
+        offset = super()._take(size)
+        self.peak_used = max(self.peak_used, self.used)
+        self.high_water = max(self.high_water, offset + self.size_of(offset))
+        return offset
+
+    def resize(self, offset: int, size: int) -> bool:
+        """As :meth:`BestFit.resize`, and update the peak.  O(log n)."""
+        resized = super().resize(offset, size)
+        self.peak_used = max(self.peak_used, self.used)
+        self.high_water = max(self.high_water, offset + self.size_of(offset))
+        return resized
