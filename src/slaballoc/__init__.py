@@ -26,6 +26,7 @@ from .errors import (
 )
 from .memory import DEFAULT_CAPACITY
 from .policies import BestFit, Block, FreeList, LinearSearch
+from .shared import SharedHeap
 from .slabs import FreeListSlab, LinearSlab
 from .stats import ArenaStats
 
@@ -51,6 +52,7 @@ __all__ = [
     "OutOfMemoryError",
     "SizeTooLargeError",
     "SizeTypeError",
+    "SharedHeap",
     "SlabError",
     "__version__",
 ]
