@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -35,3 +36,18 @@ def make(request: pytest.FixtureRequest) -> Callable[..., Allocator]:
     """A factory for each allocator class in turn."""
     cls: type[Allocator] = request.param
     return cls
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_shared_memory_left() -> Iterator[None]:
+    """The suite leaves no slaballoc segment in /dev/shm (SharedHeap tests name theirs so)."""
+
+    def ours() -> set[str]:
+        if not os.path.isdir("/dev/shm"):
+            return set()
+        return {name for name in os.listdir("/dev/shm") if name.startswith("slaballoc-")}
+
+    before = ours()
+    yield
+    left = ours() - before
+    assert not left, f"the tests left shared memory behind: {sorted(left)}"

@@ -50,9 +50,9 @@ __all__ = [
     "LinearSearch",
     "LinearSlab",
     "OutOfMemoryError",
+    "SharedHeap",
     "SizeTooLargeError",
     "SizeTypeError",
-    "SharedHeap",
     "SlabError",
     "__version__",
 ]

@@ -17,8 +17,9 @@ Each store is one aligned 8-byte write, which no crash can tear.
 **Fault injection.**  Setting the environment variable
 ``SLABALLOC_SHARED_CRASH_AT=N`` (read at import) or calling
 :func:`crash_at` makes the process SIGKILL itself just before its N-th store
-into a journaled segment (the log's own stores included), which is how the
-tests kill a process at every point of an operation.
+into a journaled segment (the log's own stores and those of a rollback
+included), which is how the tests kill a process at every point of an
+operation, and of a recovery.
 """
 
 from __future__ import annotations
@@ -126,7 +127,11 @@ class Journal:
         while count:
             count -= 1
             entry = at + 1 + 2 * count
+            if _stores_left:
+                _count_store()
             words[words[entry]] = words[entry + 1]
+            if _stores_left:
+                _count_store()
             words[at] = count
         return int(undone)
 
