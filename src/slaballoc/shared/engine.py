@@ -65,19 +65,6 @@ Put = Callable[[int, int], None]
 
 _GOLDEN = 0x9E3779B97F4A7C15  # Fibonacci hashing: spreads offsets that share low bits
 _U64 = (1 << 64) - 1
-# Every field but the priority (fixed) and ``next`` (which chains the spares).
-_CLEARED_WHEN_SPARE = (
-    N_START,
-    N_SIZE,
-    N_STATE,
-    N_REQUEST,
-    N_PID,
-    N_BORN,
-    N_PREV,
-    N_LEFT,
-    N_RIGHT,
-    N_PARENT,
-)
 
 
 class SharedBlock(NamedTuple):
@@ -220,7 +207,8 @@ class FlatBestFit:
             self._absorb_next(node)
             free_blocks -= 1
         self._file_free(node)
-        put(H_FREE_BLOCKS, free_blocks)
+        if free_blocks != words[H_FREE_BLOCKS]:
+            put(H_FREE_BLOCKS, free_blocks)
         return int(size)
 
     def adopt(self, offset: int, pid: int, born: int) -> None:
@@ -341,9 +329,9 @@ class FlatBestFit:
         if after:
             put(after + N_PREV, node)
         self._hash_delete(gone)
-        for field in _CLEARED_WHEN_SPARE:
-            if words[gone + field]:
-                put(gone + field, 0)
+        # Only the state and the chain matter in a spare record: every other field
+        # is written when it is taken again (and a block leaves the treap as a leaf).
+        put(gone + N_STATE, SPARE)
         put(gone + N_NEXT, words[H_SPARE])
         put(H_SPARE, gone)
 
@@ -364,10 +352,7 @@ class FlatBestFit:
     def _file_free(self, node: int) -> None:
         """Mark ``node`` free and insert it in the treap.  O(log n) expected."""
         words, put = self._words, self._put
-        put(node + N_STATE, FREE)
-        for field in (N_REQUEST, N_PID, N_BORN):
-            if words[node + field]:
-                put(node + field, 0)
+        put(node + N_STATE, FREE)  # request and owner go stale: read only while live
         size, start = words[node + N_SIZE], words[node + N_START]
         parent, child = 0, words[H_ROOT]
         went_left = False
