@@ -13,6 +13,7 @@ from typing import Any
 from .. import __version__
 from .demo import KINDS, SCENARIOS, DemoFailedError, run_demo, state_after
 from .render import svg_map, use_colour
+from .shm_cli import add_shm_commands
 from .timing import Progress, no_progress
 
 __all__ = ["build_parser", "main", "run"]
@@ -50,6 +51,11 @@ def _write_json(path: str | None, document: dict[str, Any]) -> None:
 def _demo(args: argparse.Namespace) -> int:
     names = list(KINDS) if args.allocator == "all" else [args.allocator]
     colour = use_colour(sys.stdout)
+    if args.allocator == "shared":
+        from .shared_demo import run_shared_demo
+
+        run_shared_demo(sys.stdout, colour=colour)
+        return 0
     for name in names:
         try:
             run_demo(KINDS[name], sys.stdout, colour=colour)
@@ -243,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="walk through the seed's eleven scenarios",
         description="Walk through the seed's eleven scenarios for one allocator or all three.",
     )
-    demo.add_argument("allocator", choices=[*KINDS, "all"], nargs="?", default="all")
+    demo.add_argument("allocator", choices=[*KINDS, "all", "shared"], nargs="?", default="all")
     demo.set_defaults(run=_demo)
 
     map_ = commands.add_parser(
@@ -305,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--html", metavar="FILE", help="write an animated, self-contained replay page to FILE"
     )
     replay.set_defaults(run=_replay)
+    add_shm_commands(commands)
     return parser
 
 
