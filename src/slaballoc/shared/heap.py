@@ -289,8 +289,11 @@ class SharedHeap:
         np = _numpy()
         dims = (shape,) if isinstance(shape, int) else tuple(shape)
         kind = np.dtype(dtype)
-        handle = self.alloc(math.prod(dims) * kind.itemsize)
-        return handle, self.array(handle, dims, kind)
+        count = math.prod(dims)
+        handle = self.alloc(count * kind.itemsize)
+        # The block was just made to measure: no need to look it up again (a lock round trip).
+        view = self._data[handle : handle + count * kind.itemsize]
+        return handle, np.frombuffer(view, dtype=kind, count=count).reshape(dims)
 
     def array(self, handle: int, shape: int | tuple[int, ...], dtype: Any = "float64") -> Any:
         """The numpy array of ``shape`` and ``dtype`` in block ``handle``, zero copy.  O(1)."""

@@ -85,6 +85,12 @@ def _bench(args: argparse.Namespace) -> int:
     from . import bench, reports, scaling
 
     progress = _progress(args)
+    if args.shared:
+        from .shared_bench import bench_command
+
+        return bench_command(
+            repeats=args.repeats, quick=args.quick, json_path=args.json, progress=progress
+        )
     sizes = [bench.SEED_SIZE, bench.LARGE_SIZE]
     pair_slots = 65_536
     if args.quick:  # a smoke run: small sizes, few repeats
@@ -274,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=_positive, default=5, help="runs per case (default 5)")
     bench.add_argument("--scaling", action="store_true", help="also run the scaling table (slow)")
     bench.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    bench.add_argument("--shared", action="store_true", help="SharedHeap across processes instead")
     _add_output_options(bench, plot="chart the comparison to FILE (.png or .svg)")
     bench.set_defaults(run=_bench)
 
