@@ -59,3 +59,16 @@ def test_demo_shared_kills_repairs_and_reclaims() -> None:
     assert "the heap checks clean" in text
     assert "0/131,072 B used in 0 live blocks" in text
     assert "unlinked by its creator" in text
+
+
+def test_bench_shared_smoke_run(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("numpy")
+    assert main(["bench", "--shared", "--quick", "--repeats", "1", "--quiet"]) == 0
+    table = capsys.readouterr().out
+    for measure in (
+        "hand a 1 MiB array: handle vs array on the Queue",
+        "hand a 1 KiB array: handle vs SharedMemory per array",
+        "alloc+free pair: SharedHeap vs DynamicSlab",
+        "4 processes contending vs 1",
+    ):
+        assert measure in table
