@@ -9,13 +9,21 @@ Three allocators, as in the seed document, each handing out writable
 
 Their placement algorithms work on integer offsets and are usable on their own:
 see :mod:`slaballoc.policies`.  Every error is in :mod:`slaballoc.errors`.
+
+:data:`IMPLEMENTATION` says which code runs: ``"c"`` (the compiled core,
+``slaballoc._core``) or ``"python"`` (the pure-Python modules, which are the
+specification; ``SLABALLOC_PURE=1`` in the environment forces them).
 """
 
-from .arena import Arena
+from ._implementation import IMPLEMENTATION
+from .allocator import BlockAllocator
 from .dynamic import DEFAULT_ALIGNMENT, DynamicSlab
 from .errors import (
     AllocatorClosedError,
+    BlockInUseError,
+    BufferTypeError,
     DoubleFreeError,
+    InvalidBufferError,
     InvalidFreeError,
     InvalidSizeError,
     InvariantError,
@@ -35,15 +43,19 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_ALIGNMENT",
     "DEFAULT_CAPACITY",
+    "IMPLEMENTATION",
     "AllocatorClosedError",
-    "Arena",
     "ArenaStats",
     "BestFit",
     "Block",
+    "BlockAllocator",
+    "BlockInUseError",
+    "BufferTypeError",
     "DoubleFreeError",
     "DynamicSlab",
     "FreeList",
     "FreeListSlab",
+    "InvalidBufferError",
     "InvalidFreeError",
     "InvalidSizeError",
     "InvariantError",
