@@ -131,5 +131,6 @@ PyObject *slab_live_remove(SlabLiveTable *table, SlabLiveEntry *entry);
  * that is linked in (weak symbols: a file that is not there yet is skipped). */
 int _slaballoc_add_slots(PyObject *module);
 int _slaballoc_add_best_fit(PyObject *module) __attribute__((weak));
+int _slaballoc_add_shared_heap(PyObject *module) __attribute__((weak));
 
 #endif

@@ -26,7 +26,7 @@ from ..errors import (
 )
 from ..sizes import require_count, require_power_of_two
 from ..stats import ArenaStats
-from .engine import FlatBestFit, SharedBlock
+from .engine import FlatBestFit, SharedBlock, fastest_engine
 from .journal import Journal
 from .layout import (
     H_CREATOR_PID,
@@ -131,7 +131,7 @@ class SharedHeap:
         self._data = memory[layout.data_at : layout.data_at + layout.capacity]
         memory.release()
         self._journal = Journal(self._words, layout.journal_at, layout.journal_entries)
-        self._engine = FlatBestFit(self._words, self._journal.put, layout)
+        self._engine = fastest_engine()(self._words, self._journal.put, layout)
         self._lock = HeapLock(segment.fd)
         self._me = _identity()
         _open_heaps.add(self)

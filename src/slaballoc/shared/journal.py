@@ -29,7 +29,7 @@ import signal
 
 from ..errors import InvariantError
 
-__all__ = ["CRASH_ENV", "Journal", "crash_at"]
+__all__ = ["CRASH_ENV", "Journal", "crash_armed", "crash_at"]
 
 #: The environment variable that arms :func:`crash_at` when the module is imported.
 CRASH_ENV = "SLABALLOC_SHARED_CRASH_AT"
@@ -44,6 +44,11 @@ def crash_at(store: int) -> None:
     """
     global _stores_left  # noqa: PLW0603 -- one countdown per process, by design
     _stores_left = store
+
+
+def crash_armed() -> bool:
+    """True while :func:`crash_at` counts this process's stores down."""
+    return _stores_left != 0
 
 
 def _count_store() -> None:
