@@ -6,9 +6,11 @@ import mmap
 import os
 import random
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
 from slaballoc import OutOfMemoryError, SharedHeap
+from slaballoc.shared import journal
 
 
 def stress(name: str, claims_path: str, worker: int, seconds: float, seed: int) -> dict[str, int]:
@@ -103,3 +105,26 @@ def free_handle(name: str, handle: int, results: Connection) -> None:
         results.send(None)
     finally:
         heap.close()
+
+
+def run_child(work: Callable[[], None], crash_at: int) -> int | None:
+    """Fork a child that SIGKILLs itself before its ``crash_at``-th store (0: never).
+
+    The hook is armed before the fork, so the stores a forked child makes to
+    attach itself count too.  Returns the signal that ended the child, or None.
+    """
+    journal.crash_at(crash_at)
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            work()
+            status = 0
+        finally:
+            os._exit(status)
+    journal.crash_at(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return os.WTERMSIG(status)
+    assert os.waitstatus_to_exitcode(status) == 0, "the child failed"
+    return None

@@ -6,6 +6,8 @@ import random
 
 import pytest
 
+from shared_workers import run_child
+from slaballoc import SharedHeap
 from slaballoc._implementation import core
 from slaballoc.errors import SlabError
 from slaballoc.shared.engine import FlatBestFit
@@ -120,3 +122,26 @@ def test_c_declines_a_damaged_segment_without_writing() -> None:
     words[13] = hash_at
     assert core.shared_allocate(words, 8, 1, 1) == 0  # type: ignore[union-attr]
     words.release()
+
+
+@pytest.mark.parametrize("crash_at", [20, 35, 60, 90])
+def test_c_transaction_recovers_as_python_does(crash_at: int) -> None:
+    """After a process died mid-alloc, C's whole transaction (lock, roll back, allocate,
+    commit) leaves every word as Python's _transact does."""
+    with SharedHeap.create(size=1 << 14, alignment=8, max_blocks=64) as heap:
+        for size in (64, 200, 64):
+            heap.alloc(size)
+        heap.free(64)
+        assert run_child(lambda: heap.free(heap.alloc(40)), crash_at) is not None
+        assert heap._journal.pending() > 0  # the child died inside an operation
+        crashed = bytearray(heap._words.tobytes())
+        handle = core.shared_locked_allocate(  # type: ignore[union-attr]
+            heap._words, heap._segment.fd, 100, 1, 2
+        )
+        by_c = heap._words.tobytes()
+        heap._words[:] = memoryview(crashed).cast("q")
+        python = FlatBestFit(heap._words, heap._journal.put, heap.layout)
+        assert heap._transact(python.allocate, 100, 1, 2) == handle
+        assert heap._words.tobytes() == by_c
+        heap.reclaim_dead()
+        heap.check()

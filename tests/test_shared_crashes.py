@@ -7,14 +7,12 @@ import os
 import random
 import signal
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from shared_workers import churn, stress
+from shared_workers import churn, run_child, stress
 from slaballoc import SharedHeap
-from slaballoc.shared import journal
 
 
 def test_four_processes_share_one_heap(
@@ -78,31 +76,10 @@ def test_hundreds_of_random_sigkills() -> None:
             assert heap.blocks() == baseline
             for handle, content in mine.items():
                 assert bytes(heap.view(handle)) == content
-    # Most of a churning process's time is inside alloc/free, so many kills land there.
-    assert repaired >= 20, f"only {repaired} of {kills} kills interrupted an operation"
-
-
-def _run_child(work: Callable[[], None], crash_at: int) -> int | None:
-    """Fork a child that SIGKILLs itself before its ``crash_at``-th store (0: never).
-
-    The hook is armed before the fork, so the stores a forked child makes to
-    attach itself count too.  Returns the signal that ended the child, or None.
-    """
-    journal.crash_at(crash_at)
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            work()
-            status = 0
-        finally:
-            os._exit(status)
-    journal.crash_at(0)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return os.WTERMSIG(status)
-    assert os.waitstatus_to_exitcode(status) == 0, "the child failed"
-    return None
+    # Some kills must land inside an operation (measured: about 30% with the Python
+    # engine, about 5% with the C core, whose operations are short); every point of
+    # an operation is covered by test_a_kill_between_any_two_stores_is_repaired.
+    assert repaired >= 3, f"only {repaired} of {kills} kills interrupted an operation"
 
 
 def test_a_kill_between_any_two_stores_is_repaired() -> None:
@@ -136,7 +113,7 @@ def test_a_kill_between_any_two_stores_is_repaired() -> None:
         point, finished = 0, False
         while not finished:
             point += 1
-            signal_number = _run_child(script, point)
+            signal_number = run_child(script, point)
             finished = signal_number is None
             if not finished:
                 assert signal_number == signal.SIGKILL
@@ -156,10 +133,10 @@ def test_a_kill_inside_the_rollback_itself_is_repaired(store: int) -> None:
     with SharedHeap.create(size=1 << 12, alignment=8) as heap:
         before = heap.blocks()
         # Attaching takes 13 stores; die 20 stores into the alloc that follows.
-        assert _run_child(lambda: heap.free(heap.alloc(10)), 33) == signal.SIGKILL
+        assert run_child(lambda: heap.free(heap.alloc(10)), 33) == signal.SIGKILL
         assert heap._journal.pending() >= 3
         # The next child starts by rolling that back, and dies at ``store`` of the rollback.
-        assert _run_child(lambda: None, store) == signal.SIGKILL
+        assert run_child(lambda: None, store) == signal.SIGKILL
         assert heap._journal.pending() > 0
         heap.check()
         heap.reclaim_dead()

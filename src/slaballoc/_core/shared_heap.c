@@ -7,6 +7,11 @@
  * the log included, after each operation).  Word indices are those of
  * slaballoc/shared/layout.py.
  *
+ * shared_locked_allocate and shared_locked_release also do what heap.py's
+ * _transact does around an operation (take the OFD lock, roll back what a dead
+ * holder left, commit, unlock), saving the Python calls of a transaction; the
+ * caller holds the heap's thread lock, as _transact does.
+ *
  * Only the common case is handled here.  For anything else (a size or handle
  * that is not valid, no room, a full block table, a damaged segment) the C
  * code undoes its own stores and returns None, and the Python engine then does
@@ -19,7 +24,11 @@
  */
 #include "core.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
+#include <string.h>
 
 /* The header (layout.py: H_*). */
 enum {
@@ -361,11 +370,206 @@ close_heap(Heap *h, Py_buffer *view, int64_t result)
     return PyLong_FromLongLong(result);
 }
 
-/* engine.py FlatBestFit.allocate; None for anything but the common case. */
+/* engine.py FlatBestFit.allocate, on an open heap: the offset, or h->bad set. */
+static int64_t
+do_allocate(Heap *h, long long size, long long pid, long long born)
+{
+    if (size <= 0 || size > h->w[H_CAPACITY]) {
+        h->bad = 1;
+        return 0;
+    }
+    int64_t need = (size + h->mask) & ~h->mask;
+    int64_t best = 0, node = rd(h, H_ROOT);
+    for (int64_t depth = 0; node && !h->bad; depth++) {
+        if (depth > h->words) {
+            h->bad = 1;
+            return 0;
+        }
+        if (rd(h, node + N_SIZE) >= need) {
+            best = node;
+            node = rd(h, node + N_LEFT);
+        }
+        else {
+            node = rd(h, node + N_RIGHT);
+        }
+    }
+    int64_t live = rd(h, H_LIVE);
+    if (!best || live == rd(h, H_MAX_BLOCKS)) {
+        h->bad = 1; /* no room or no record: Python raises OutOfMemoryError */
+        return 0;
+    }
+    unfile_free(h, best);
+    int64_t block_size = rd(h, best + N_SIZE), start = rd(h, best + N_START);
+    if (block_size > need) {
+        int64_t rest = new_node(h, start + need, block_size - need, best, rd(h, best + N_NEXT));
+        if (!h->bad) {
+            file_free(h, rest);
+        }
+        put(h, best + N_SIZE, need);
+    }
+    else {
+        put(h, H_FREE_BLOCKS, rd(h, H_FREE_BLOCKS) - 1);
+    }
+    put(h, best + N_STATE, LIVE);
+    put(h, best + N_REQUEST, size);
+    put(h, best + N_PID, pid);
+    put(h, best + N_BORN, born);
+    put(h, H_USED, rd(h, H_USED) + need);
+    put(h, H_LIVE, live + 1);
+    return start;
+}
+
+/* engine.py FlatBestFit.release, on an open heap: the size, or h->bad set. */
+static int64_t
+do_release(Heap *h, long long offset)
+{
+    if (offset < 0 || offset >= h->w[H_CAPACITY] || (offset & h->mask)) {
+        h->bad = 1;
+        return 0;
+    }
+    int64_t node = find(h, offset);
+    if (!node || rd(h, node + N_STATE) != LIVE) {
+        h->bad = 1; /* Python tells a double free from a bad handle */
+        return 0;
+    }
+    int64_t size = rd(h, node + N_SIZE);
+    put(h, H_USED, rd(h, H_USED) - size);
+    put(h, H_LIVE, rd(h, H_LIVE) - 1);
+    int64_t free_blocks = rd(h, H_FREE_BLOCKS) + 1;
+    int64_t before = rd(h, node + N_PREV);
+    if (before && rd(h, before + N_STATE) == FREE) {
+        unfile_free(h, before);
+        absorb_next(h, before);
+        node = before;
+        free_blocks--;
+    }
+    int64_t after = rd(h, node + N_NEXT);
+    if (after && rd(h, after + N_STATE) == FREE) {
+        unfile_free(h, after);
+        absorb_next(h, node);
+        free_blocks--;
+    }
+    file_free(h, node);
+    if (free_blocks != rd(h, H_FREE_BLOCKS)) {
+        put(h, H_FREE_BLOCKS, free_blocks);
+    }
+    return size;
+}
+
+/* lock.py's HeapLock, the process half: an OFD write lock on the whole file, or
+ * its release.  Waiting happens without the GIL; a signal gets its handler run. */
+static int
+ofd_lock(int fd, short type)
+{
+    struct flock request;
+    memset(&request, 0, sizeof request);
+    request.l_type = type;
+    request.l_whence = SEEK_SET;
+    for (;;) {
+        int rc, error;
+        Py_BEGIN_ALLOW_THREADS
+        rc = fcntl(fd, type == F_UNLCK ? F_OFD_SETLK : F_OFD_SETLKW, &request);
+        error = errno;
+        Py_END_ALLOW_THREADS
+        if (rc == 0) {
+            return 0;
+        }
+        if (error != EINTR) {
+            errno = error;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return -1;
+        }
+    }
+}
+
+enum { ALLOCATE, RELEASE };
+
+/* One operation as heap.py's _transact runs it: lock, recover, operate, commit, unlock.
+ * The caller holds the heap's thread lock.  None when the operation is declined. */
+static PyObject *
+locked_operation(int operation, PyObject *const *args)
+{
+    long descriptor = PyLong_AsLong(args[1]);
+    int fd = descriptor < 0 || descriptor > INT_MAX ? -1 : (int)descriptor;
+    int overflow = 0;
+    long long number = PyLong_AsLongLongAndOverflow(args[2], &overflow);
+    long long pid = operation == ALLOCATE ? PyLong_AsLongLong(args[3]) : 0;
+    long long born = operation == ALLOCATE ? PyLong_AsLongLong(args[4]) : 0;
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Heap h;
+    Py_buffer view;
+    if (open_heap(&h, &view, args[0]) < 0) {
+        return NULL;
+    }
+    if (h.bad || overflow) {
+        PyBuffer_Release(&view);
+        Py_RETURN_NONE;
+    }
+    if (ofd_lock(fd, F_WRLCK) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    h.start = 0;
+    undo(&h); /* the last holder died mid-operation: roll it back, as _transact does */
+    int64_t result =
+        operation == ALLOCATE ? do_allocate(&h, number, pid, born) : do_release(&h, number);
+    if (h.bad) {
+        undo(&h);
+    }
+    else {
+        h.w[h.journal] = 0; /* commit */
+    }
+    int unlocked = ofd_lock(fd, F_UNLCK);
+    PyBuffer_Release(&view);
+    if (unlocked < 0) {
+        return NULL;
+    }
+    if (h.bad) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromLongLong(result);
+}
+
+/* Only exact ints go the fast way: anything else is Python's to convert or refuse. */
+static int
+exact_ints(PyObject *const *args, Py_ssize_t first, Py_ssize_t nargs)
+{
+    for (Py_ssize_t i = first; i < nargs; i++) {
+        if (!PyLong_CheckExact(args[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *
+shared_locked_allocate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !exact_ints(args, 1, nargs)) {
+        Py_RETURN_NONE;
+    }
+    return locked_operation(ALLOCATE, args);
+}
+
+static PyObject *
+shared_locked_release(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !exact_ints(args, 1, nargs)) {
+        Py_RETURN_NONE;
+    }
+    return locked_operation(RELEASE, args);
+}
+
+/* The bare operations, without lock or commit (the differential test's view). */
 static PyObject *
 shared_allocate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 || !PyLong_CheckExact(args[1])) {
+    if (nargs != 4 || !exact_ints(args, 1, nargs)) {
         Py_RETURN_NONE;
     }
     int overflow = 0;
@@ -380,56 +584,15 @@ shared_allocate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (open_heap(&h, &view, args[0]) < 0) {
         return NULL;
     }
-    if (h.bad || overflow || size <= 0 || size > h.w[H_CAPACITY]) {
-        h.bad = 1;
-        return close_heap(&h, &view, 0);
-    }
-    int64_t need = (size + h.mask) & ~h.mask;
-    int64_t best = 0, node = rd(&h, H_ROOT);
-    for (int64_t depth = 0; node && !h.bad; depth++) {
-        if (depth > h.words) {
-            h.bad = 1;
-            break;
-        }
-        if (rd(&h, node + N_SIZE) >= need) {
-            best = node;
-            node = rd(&h, node + N_LEFT);
-        }
-        else {
-            node = rd(&h, node + N_RIGHT);
-        }
-    }
-    int64_t live = rd(&h, H_LIVE);
-    if (!best || live == rd(&h, H_MAX_BLOCKS)) {
-        h.bad = 1; /* no room or no record: Python raises OutOfMemoryError */
-        return close_heap(&h, &view, 0);
-    }
-    unfile_free(&h, best);
-    int64_t block_size = rd(&h, best + N_SIZE), start = rd(&h, best + N_START);
-    if (block_size > need) {
-        int64_t rest = new_node(&h, start + need, block_size - need, best, rd(&h, best + N_NEXT));
-        if (!h.bad) {
-            file_free(&h, rest);
-        }
-        put(&h, best + N_SIZE, need);
-    }
-    else {
-        put(&h, H_FREE_BLOCKS, rd(&h, H_FREE_BLOCKS) - 1);
-    }
-    put(&h, best + N_STATE, LIVE);
-    put(&h, best + N_REQUEST, size);
-    put(&h, best + N_PID, pid);
-    put(&h, best + N_BORN, born);
-    put(&h, H_USED, rd(&h, H_USED) + need);
-    put(&h, H_LIVE, live + 1);
-    return close_heap(&h, &view, start);
+    h.bad |= overflow;
+    int64_t result = h.bad ? 0 : do_allocate(&h, size, pid, born);
+    return close_heap(&h, &view, result);
 }
 
-/* engine.py FlatBestFit.release; None for anything but a live block's handle. */
 static PyObject *
 shared_release(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !PyLong_CheckExact(args[1])) {
+    if (nargs != 2 || !exact_ints(args, 1, nargs)) {
         Py_RETURN_NONE;
     }
     int overflow = 0;
@@ -442,37 +605,9 @@ shared_release(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (open_heap(&h, &view, args[0]) < 0) {
         return NULL;
     }
-    if (h.bad || overflow || offset < 0 || offset >= h.w[H_CAPACITY] || (offset & h.mask)) {
-        h.bad = 1;
-        return close_heap(&h, &view, 0);
-    }
-    int64_t node = find(&h, offset);
-    if (!node || rd(&h, node + N_STATE) != LIVE) {
-        h.bad = 1; /* Python tells a double free from a bad handle */
-        return close_heap(&h, &view, 0);
-    }
-    int64_t size = rd(&h, node + N_SIZE);
-    put(&h, H_USED, rd(&h, H_USED) - size);
-    put(&h, H_LIVE, rd(&h, H_LIVE) - 1);
-    int64_t free_blocks = rd(&h, H_FREE_BLOCKS) + 1;
-    int64_t before = rd(&h, node + N_PREV);
-    if (before && rd(&h, before + N_STATE) == FREE) {
-        unfile_free(&h, before);
-        absorb_next(&h, before);
-        node = before;
-        free_blocks--;
-    }
-    int64_t after = rd(&h, node + N_NEXT);
-    if (after && rd(&h, after + N_STATE) == FREE) {
-        unfile_free(&h, after);
-        absorb_next(&h, node);
-        free_blocks--;
-    }
-    file_free(&h, node);
-    if (free_blocks != rd(&h, H_FREE_BLOCKS)) {
-        put(&h, H_FREE_BLOCKS, free_blocks);
-    }
-    return close_heap(&h, &view, size);
+    h.bad |= overflow;
+    int64_t result = h.bad ? 0 : do_release(&h, offset);
+    return close_heap(&h, &view, result);
 }
 
 static PyMethodDef shared_heap_functions[] = {
@@ -480,6 +615,11 @@ static PyMethodDef shared_heap_functions[] = {
      "shared_allocate(words, size, pid, born) -> offset or None: FlatBestFit.allocate in C."},
     {"shared_release", (PyCFunction)(void (*)(void))shared_release, METH_FASTCALL,
      "shared_release(words, offset) -> size or None: FlatBestFit.release in C."},
+    {"shared_locked_allocate", (PyCFunction)(void (*)(void))shared_locked_allocate, METH_FASTCALL,
+     "shared_locked_allocate(words, fd, size, pid, born) -> offset or None: a whole\n"
+     "transaction (OFD lock, recovery, allocate, commit, unlock); hold the thread lock."},
+    {"shared_locked_release", (PyCFunction)(void (*)(void))shared_locked_release, METH_FASTCALL,
+     "shared_locked_release(words, fd, offset) -> size or None: the same for release."},
     {NULL, NULL, 0, NULL},
 };
 

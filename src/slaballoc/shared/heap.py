@@ -15,6 +15,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
+from .._implementation import core
 from ..errors import (
     AllocatorClosedError,
     InvalidHandleError,
@@ -27,7 +28,7 @@ from ..errors import (
 from ..sizes import require_count, require_power_of_two
 from ..stats import ArenaStats
 from .engine import FlatBestFit, SharedBlock, fastest_engine
-from .journal import Journal
+from .journal import Journal, crash_armed
 from .layout import (
     H_CREATOR_PID,
     H_MAGIC,
@@ -227,6 +228,13 @@ class SharedHeap:
         (0, 64, 192)
         """
         me = self._me
+        if _locked_allocate is not None and not self._closed and not crash_armed():
+            with self._lock.threads:  # the C code takes the OFD lock and commits itself
+                handle: int | None = _locked_allocate(
+                    self._words, self._segment.fd, size, me.pid, me.born
+                )
+            if handle is not None:
+                return handle
         return self._transact(self._engine.allocate, size, me.pid, me.born)
 
     def free(self, handle: int) -> None:
@@ -244,6 +252,11 @@ class SharedHeap:
         ...
         slaballoc.errors.DoubleFreeError: the block at handle 0 is free already ...
         """
+        if _locked_release is not None and not self._closed and not crash_armed():
+            with self._lock.threads:
+                size = _locked_release(self._words, self._segment.fd, handle)
+            if size is not None:
+                return
         self._transact(self._engine.release, handle)
 
     def adopt(self, handle: int) -> None:
@@ -559,6 +572,11 @@ def _numpy() -> Any:
         ) from None
     return numpy
 
+
+# The C core's whole transactions (shared_heap.c), or None: then _transact runs in Python.
+# Declined (None) for anything but the common case, which _transact then handles.
+_locked_allocate: Any = getattr(core, "shared_locked_allocate", None)
+_locked_release: Any = getattr(core, "shared_locked_release", None)
 
 # Every open heap, so that a forked child can take locks of its own (see _forked).
 _open_heaps: weakref.WeakSet[SharedHeap] = weakref.WeakSet()

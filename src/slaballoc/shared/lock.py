@@ -77,6 +77,11 @@ class HeapLock:
         finally:
             self._thread_lock.release()
 
+    @property
+    def threads(self) -> threading.Lock:
+        """The per-process half alone, for a caller whose C code takes the OFD half itself."""
+        return self._thread_lock
+
     def held(self) -> bool:
         """True while this object holds the lock."""
         return self._held
