@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import multiprocessing
 import os
 import random
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -316,3 +318,36 @@ def test_a_view_outlives_close_safely() -> None:
         assert bytes(view) == b"safe"
     finally:
         heap.unlink()
+
+
+def test_threads_of_one_process_share_a_heap_object(heap: SharedHeap) -> None:
+    """The thread lock covers what the OFD lock cannot: threads sharing one descriptor."""
+    errors: list[BaseException] = []
+
+    def churn(seed: int) -> None:
+        rng = random.Random(seed)
+        mine: list[int] = []
+        try:
+            for _ in range(1500):
+                if mine and rng.random() < 0.5:
+                    handle = mine.pop(rng.randrange(len(mine)))
+                    assert heap.view(handle)[0] == seed
+                    heap.free(handle)
+                else:
+                    with contextlib.suppress(OutOfMemoryError):
+                        handle = heap.alloc(rng.randint(1, 600))
+                        heap.view(handle)[0] = seed
+                        mine.append(handle)
+            for handle in mine:
+                heap.free(handle)
+        except BaseException as error:  # reported to the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=churn, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    heap.check()
+    assert heap.stats().used == 0
