@@ -185,6 +185,11 @@ class SharedHeap:
         Attaching never arranges for the segment to be removed: it lives until
         its creator's ``with`` ends, someone calls :meth:`unlink`, or
         ``slaballoc shm rm NAME``.
+
+        >>> with SharedHeap.create(size=4096) as heap:
+        ...     with SharedHeap.attach(heap.name) as other:
+        ...         other.alloc(100) == heap.blocks()[0].offset
+        True
         """
         segment = Segment.open(name)
         try:
@@ -309,7 +314,10 @@ class SharedHeap:
         return handle, np.frombuffer(view, dtype=kind, count=count).reshape(dims)
 
     def array(self, handle: int, shape: int | tuple[int, ...], dtype: Any = "float64") -> Any:
-        """The numpy array of ``shape`` and ``dtype`` in block ``handle``, zero copy.  O(1)."""
+        """The numpy array of ``shape`` and ``dtype`` in block ``handle``, zero copy.  O(1).
+
+        What another process calls on a handle :meth:`ndarray` made (see there).
+        """
         np = _numpy()
         dims = (shape,) if isinstance(shape, int) else tuple(shape)
         kind = np.dtype(dtype)
@@ -379,11 +387,21 @@ class SharedHeap:
         return self._closed
 
     def size_of(self, handle: int) -> int:
-        """Bytes block ``handle`` occupies (its request rounded up to the alignment).  O(1)."""
+        """Bytes block ``handle`` occupies (its request rounded up to the alignment).  O(1).
+
+        >>> with SharedHeap.create(size=4096) as heap:
+        ...     heap.size_of(heap.alloc(100)), len(heap.view(0))
+        (128, 100)
+        """
         return self._transact(self._engine.size_of, handle)
 
     def owner(self, handle: int) -> ProcessName:
-        """The process that owns block ``handle``.  O(1)."""
+        """The process that owns block ``handle``: pid and start time.  O(1).
+
+        >>> with SharedHeap.create(size=4096) as heap:
+        ...     heap.owner(heap.alloc(10)).pid == os.getpid()
+        True
+        """
         block = self._transact(self._engine.block_at, handle)
         return ProcessName(block.pid, block.born)
 
@@ -427,7 +445,14 @@ class SharedHeap:
         return self._transact(lambda: self._engine.live_blocks)
 
     def processes(self) -> list[AttachedProcess]:
-        """The processes attached now (or that died attached), with their liveness."""
+        """The processes attached now (or that died attached), with their liveness.
+
+        O(process slots).
+
+        >>> with SharedHeap.create(size=4096) as heap:
+        ...     [(p.pid == os.getpid(), p.attachments, p.alive) for p in heap.processes()]
+        [(True, 1, True)]
+        """
 
         def table() -> list[AttachedProcess]:
             return [
@@ -455,7 +480,15 @@ class SharedHeap:
 
         Views and arrays made from this heap stay valid (they keep the mapping
         alive until they go), so none can ever touch unmapped memory.  Closing
-        twice is harmless.
+        twice is harmless.  O(process slots).
+
+        >>> heap = SharedHeap.create(size=4096)
+        >>> heap.close(); heap.close()
+        >>> heap.alloc(1)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.AllocatorClosedError: this SharedHeap (...) is closed: attach again ...
+        >>> heap.unlink()
         """
         if self._closed:
             return
@@ -468,7 +501,17 @@ class SharedHeap:
         """Remove the segment's name: no process can attach any more.
 
         Processes attached keep using it; the memory goes when the last one
-        closes.  Harmless if the segment is gone already.
+        closes.  Harmless if the segment is gone already.  O(1).
+
+        >>> heap = SharedHeap.create(size=4096)
+        >>> heap.unlink()
+        >>> SharedHeap.attach(heap.name)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.SegmentNotFoundError: no shared-memory segment is named ...
+        >>> heap.alloc(10)  # still usable here
+        0
+        >>> heap.close()
         """
         Segment.unlink(self._segment.name)
 
