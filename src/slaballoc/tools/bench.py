@@ -36,6 +36,7 @@ __all__ = [
     "PAIR_CONTENDERS",
     "SCENARIOS",
     "SEED_SIZE",
+    "UNLOCKED",
     "SeedComparison",
     "Size",
     "measure_batches",
@@ -58,8 +59,10 @@ class Contender:
     make: Callable[[int], tuple[Alloc, Free]]  # slot count -> (alloc, free)
 
 
-def _slab(cls: type[LinearSlab | FreeListSlab], fast: bool, slots: int) -> tuple[Alloc, Free]:
-    slab = cls(capacity=slots * SLOT, slot_size=SLOT, fast=fast)
+def _slab(
+    cls: type[LinearSlab] | type[FreeListSlab], fast: bool, slots: int, *, thread_safe: bool = True
+) -> tuple[Alloc, Free]:
+    slab = cls(capacity=slots * SLOT, slot_size=SLOT, fast=fast, thread_safe=thread_safe)
     return slab.alloc, slab.free
 
 
@@ -84,15 +87,28 @@ CONTENDERS: list[Contender] = [
     Contender("list floor", _list_floor),
 ]
 
+#: Timed in the pairs only: what the lock costs, against the same slab without it.
+UNLOCKED: list[Contender] = [
+    Contender("FreeListSlab unlocked", partial(_slab, FreeListSlab, False, thread_safe=False)),
+]
+
 #: The pair timings' contenders: the pure-Python slabs too when the C core runs.
-PAIR_CONTENDERS: list[Contender] = CONTENDERS + (
-    [
-        Contender("FreeListSlab [python]", partial(_slab, PureFreeListSlab, False)),
-        Contender("FreeListSlab fast [python]", partial(_slab, PureFreeListSlab, True)),
-    ]
-    if IMPLEMENTATION == "c"
-    else []
-)
+PAIR_CONTENDERS: list[Contender] = [
+    *CONTENDERS,
+    *UNLOCKED,
+    *(
+        [
+            Contender("FreeListSlab [python]", partial(_slab, PureFreeListSlab, False)),
+            Contender("FreeListSlab fast [python]", partial(_slab, PureFreeListSlab, True)),
+            Contender(
+                "FreeListSlab unlocked [python]",
+                partial(_slab, PureFreeListSlab, False, thread_safe=False),
+            ),
+        ]
+        if IMPLEMENTATION == "c"
+        else []
+    ),
+]
 
 
 # -- the seed's scenarios ------------------------------------------------------------
@@ -247,7 +263,8 @@ def measure_pairs(
     """Seconds per ``free(alloc())`` pair, with ``occupancy`` of the slots live.
 
     The baselines are timed the same way: ``bytearray(64)`` alone, and a
-    ``pool.append(pool.pop())`` pair.
+    ``pool.append(pool.pop())`` pair.  ``FreeListSlab unlocked``
+    (``thread_safe=False``) shows what the lock costs per pair.
     """
     statements: dict[str, Callable[[], float]] = {}
     for contender in PAIR_CONTENDERS:
