@@ -113,6 +113,8 @@ def test_views_are_zero_copy_across_attachments(heap: SharedHeap) -> None:
 def test_numpy_arrays_in_blocks(heap: SharedHeap) -> None:
     np = pytest.importorskip("numpy")
     handle, frame = heap.ndarray((48, 64, 3), "uint8")
+    handles = np.array([handle])  # handles kept in an array come back as numpy integers
+    assert heap.size_of(handles[0]) == heap.size_of(handle)
     frame[:] = 9
     same = heap.array(handle, (48, 64, 3), "uint8")
     assert np.shares_memory(frame, same) or same.ctypes.data == frame.ctypes.data

@@ -23,6 +23,8 @@ Unused records are chained through ``next`` from the header's ``spare`` word.
 
 from __future__ import annotations
 
+import contextlib
+import operator
 import random
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -338,6 +340,9 @@ class FlatBestFit:
         put(H_SPARE, gone)
 
     def _live_node(self, offset: object) -> int:
+        if type(offset) is not int and not isinstance(offset, bool):
+            with contextlib.suppress(TypeError):  # a numpy integer read back from an array
+                offset = operator.index(offset)  # type: ignore[arg-type]
         if type(offset) is int and 0 <= offset < self.capacity and not offset & self._mask:
             node = self._find(offset)
             if node and self._words[node + N_STATE] == LIVE:
