@@ -157,11 +157,6 @@ class Layout:
             file_size=data_at + _page_up(capacity),
         )
 
-    @property
-    def metadata_words(self) -> int:
-        """Words before the data region (the page padding included)."""
-        return self.data_at // WORD
-
     def header_words(self) -> dict[int, int]:
         """The constant header words, by index (the magic excluded: it is written last)."""
         return {

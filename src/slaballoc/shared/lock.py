@@ -20,7 +20,7 @@ import threading
 
 from ..errors import SlabError
 
-__all__ = ["HeapLock", "ofd_locks_available"]
+__all__ = ["HeapLock"]
 
 # struct flock {short l_type; short l_whence; off_t l_start; off_t l_len; pid_t l_pid;}
 # with native alignment; l_pid must be 0 for OFD locks; the whole file (len 0).
@@ -29,11 +29,6 @@ _LOCK = struct.pack(_FLOCK, fcntl.F_WRLCK, 0, 0, 0, 0)
 _UNLOCK = struct.pack(_FLOCK, fcntl.F_UNLCK, 0, 0, 0, 0)
 _SETLKW: int | None = getattr(fcntl, "F_OFD_SETLKW", None)
 _SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
-
-
-def ofd_locks_available() -> bool:
-    """True where the kernel has open-file-description locks (Linux 3.15+)."""
-    return _SETLKW is not None
 
 
 class HeapLock:
