@@ -160,14 +160,16 @@ def test_a_reused_pid_is_not_mistaken_for_the_dead_owner(heap: SharedHeap) -> No
 def test_forked_child_gets_its_own_lock_and_identity(heap: SharedHeap) -> None:
     kept = heap.alloc(64)
     pid = os.fork()
-    if pid == 0:  # the child: allocate, then exit without freeing
+    if pid == 0:  # the child: allocate, leave the creator's `with`, exit without freeing
         try:
             heap.alloc(100)
+            heap.__exit__(None, None, None)
             os._exit(0)
         finally:
             os._exit(1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+    assert os.path.exists(f"/dev/shm/{heap.name}")  # only the creator's own exit unlinks
     assert {block.pid for block in heap.blocks() if block.live} == {os.getpid(), pid}
     assert heap.reclaim_dead().blocks == 1
     assert [block.offset for block in heap.blocks() if block.live] == [kept]

@@ -570,7 +570,11 @@ class SharedHeap:
         self._segment.close()
 
     def _forked(self) -> None:
-        """In a forked child: a lock of its own, and attach as the new process it is."""
+        """In a forked child: a lock of its own, and attach as the new process it is.
+
+        The child did not create the segment: leaving a ``with`` there only closes.
+        """
+        self._created = False
         self._segment.reopen()
         self._lock = HeapLock(self._segment.fd)
         self._me = _identity()
