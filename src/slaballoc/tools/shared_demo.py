@@ -123,11 +123,12 @@ def run_shared_demo(out: TextIO, *, colour: bool = False) -> None:
         _show(out, heap, f"3. pid {victim.pid} SIGKILLed {interrupted}", colour)
 
         heap.check()
-        print(
-            f"\n   check(): the next lock holder rolled back {pending} journaled word changes; "
-            "the heap checks clean",
-            file=out,
+        repair = (
+            f"rolled back {pending} journaled word changes"
+            if pending
+            else "found nothing to roll back (the kill fell between two operations)"
         )
+        print(f"\n   check(): the next lock holder {repair}; the heap checks clean", file=out)
         reclaimed = heap.reclaim_dead()
         print(
             f"   reclaim_dead(): {reclaimed.blocks} blocks, {reclaimed.bytes:,} B "
