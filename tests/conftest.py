@@ -6,7 +6,8 @@ that fit every allocator on ``SlabCache`` too.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -39,3 +40,32 @@ def make(request: pytest.FixtureRequest) -> Callable[..., Allocator]:
     """A factory for each allocator class in turn."""
     cls: type[Allocator] = request.param
     return cls
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_shared_memory_left() -> Iterator[None]:
+    """The suite leaves no SharedHeap segment in /dev/shm.
+
+    Only segments this process created count (their header names the creator),
+    so that another test run on the same machine cannot fail this one.
+    """
+
+    def ours() -> set[str]:
+        if not os.path.isdir("/dev/shm"):
+            return set()
+        names = set()
+        for name in os.listdir("/dev/shm"):
+            try:
+                with open(os.path.join("/dev/shm", name), "rb") as segment:
+                    header = segment.read(16 * 8)
+            except OSError:
+                continue
+            if header[:8] == b"SLABHEAP" and int.from_bytes(header[120:128], "little") == pid:
+                names.add(name)
+        return names
+
+    pid = os.getpid()
+    before = ours()
+    yield
+    left = ours() - before
+    assert not left, f"the tests left shared memory behind: {sorted(left)}"

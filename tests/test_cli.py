@@ -288,9 +288,10 @@ def test_every_argument_has_help() -> None:
 def test_every_command_is_a_row_of_the_table() -> None:
     parser = cli.build_parser()
     names = [c.name for c in cli.COMMANDS]
-    assert names == ["demo", "map", "bench", "replay", "slabinfo"]
+    assert names == ["demo", "map", "bench", "replay", "slabinfo", "shm"]
     for name in names:
-        assert parser.parse_args([name, *(["linear", "1"] if name == "map" else [])]).command
+        required = {"map": ["linear", "1"], "shm": ["list"]}.get(name, [])
+        assert parser.parse_args([name, *required]).command
 
 
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:

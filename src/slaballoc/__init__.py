@@ -40,6 +40,7 @@ from .errors import (
 )
 from .memory import DEFAULT_CAPACITY
 from .policies import BestFit, Block, FreeList, LinearSearch
+from .shared import SharedHeap
 from .slab_cache import CacheStats, Leak, SizeClasses, SlabCache, SlabInfo
 from .slabs import FreeListSlab, LinearSlab
 from .stats import ArenaStats
@@ -72,6 +73,7 @@ __all__ = [
     "LinearSlab",
     "MemoryCorruptionError",
     "OutOfMemoryError",
+    "SharedHeap",
     "SizeClasses",
     "SizeTooLargeError",
     "SizeTypeError",

@@ -104,3 +104,45 @@ class MemoryCorruptionError(InvariantError):
         super().__init__(message)
         self.offset = offset
         self.size = size
+
+
+# -- the heap shared by processes (slaballoc.shared) ----------------------------------------
+# Kept together at the end of the file, __all__ included, so that branches adding errors merge.
+
+__all__ += [
+    "InvalidHandleError",
+    "LayoutVersionError",
+    "NotASegmentError",
+    "NumpyUnavailableError",
+    "SegmentExistsError",
+    "SegmentNotFoundError",
+    "SegmentTooLargeError",
+]
+
+
+class InvalidHandleError(InvalidFreeError):
+    """A handle does not name a live block of this shared heap."""
+
+
+class SegmentNotFoundError(SlabError, FileNotFoundError):
+    """No shared-memory segment has that name."""
+
+
+class SegmentExistsError(SlabError, FileExistsError):
+    """A shared-memory segment of that name exists already."""
+
+
+class NotASegmentError(SlabError, ValueError):
+    """The named shared memory is not a slaballoc heap (or is not finished yet)."""
+
+
+class LayoutVersionError(NotASegmentError):
+    """The segment was written by a slaballoc with a different layout."""
+
+
+class SegmentTooLargeError(SlabError, MemoryError):
+    """The segment would not fit in the space left in ``/dev/shm``."""
+
+
+class NumpyUnavailableError(SlabError, ModuleNotFoundError):
+    """A numpy feature was asked for, but numpy is not installed."""

@@ -105,5 +105,6 @@ int slab_view_release(PyObject *view);
  * that is linked in (weak symbols: a file that is not there yet is skipped). */
 int _slaballoc_add_slots(PyObject *module);
 int _slaballoc_add_best_fit(PyObject *module) __attribute__((weak));
+int _slaballoc_add_shared_heap(PyObject *module) __attribute__((weak));
 
 #endif

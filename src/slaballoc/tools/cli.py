@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__
 from ..errors import SlabError
-from . import slab_bench, slabinfo_cli
+from . import shm_cli, slab_bench, slabinfo_cli
 from .demo import KINDS, SCENARIOS, DemoFailedError, print_notation, run_demo, state_after
 from .render import svg_map_of, use_colour
 from .timing import Progress, line_progress, no_progress
@@ -151,16 +151,22 @@ def _add_output_options(command: argparse.ArgumentParser, *, plot: str) -> None:
 def _demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument(
         "allocator",
-        choices=[*KINDS, "all"],
+        choices=[*KINDS, "all", "shared"],
         nargs="?",
         default="all",
-        help="which allocator to walk through (default: all three)",
+        help="which allocator to walk through (default: all three); shared: several processes "
+        "sharing one SharedHeap, one of them killed mid-work",
     )
 
 
 def _demo(args: argparse.Namespace) -> int:
-    names = list(KINDS) if args.allocator == "all" else [args.allocator]
     colour = use_colour(sys.stdout)
+    if args.allocator == "shared":
+        from .shared_demo import run_shared_demo
+
+        run_shared_demo(sys.stdout, colour=colour)
+        return 0
+    names = list(KINDS) if args.allocator == "all" else [args.allocator]
     print_notation(sys.stdout)
     for name in names:
         try:
@@ -208,6 +214,9 @@ def _bench_arguments(bench: argparse.ArgumentParser) -> None:
     bench.add_argument("--scaling", action="store_true", help="also run the scaling table (slow)")
     bench.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     slab_bench.add_options(bench)
+    bench.add_argument(
+        "--shared", action="store_true", help="measure SharedHeap across processes instead"
+    )
     _add_output_options(bench, plot="chart the comparison to FILE (.png or .svg)")
 
 
@@ -221,6 +230,12 @@ def _bench(args: argparse.Namespace) -> int:
     progress = _progress(args)
     if args.slab:
         return slab_bench.main(args, progress)
+    if args.shared:
+        from .shared_bench import bench_command
+
+        return bench_command(
+            repeats=args.repeats, quick=args.quick, json_path=args.json, progress=progress
+        )
     sizes = [bench.SEED_SIZE, bench.LARGE_SIZE]
     pair_slots = 65_536
     if args.quick:  # a smoke run: small sizes, few repeats
@@ -492,6 +507,13 @@ COMMANDS: list[Command] = [
         "rounding waste, magazine hits and misses.",
         slabinfo_cli.add_arguments,
         slabinfo_cli.run,
+    ),
+    Command(
+        "shm",
+        "list, inspect or remove shared heaps (SharedHeap) in /dev/shm",
+        "The SharedHeap segments in /dev/shm: list them, inspect one, remove one.",
+        shm_cli.add_arguments,
+        shm_cli.run,
     ),
 ]
 

@@ -1,0 +1,357 @@
+"""SharedHeap in one process (and a few children): placement, handles, errors, lifecycle."""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import multiprocessing
+import os
+import random
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from shared_workers import allocate_and_exit, free_handle
+from slaballoc import BestFit, OutOfMemoryError, SharedHeap
+from slaballoc.errors import (
+    AllocatorClosedError,
+    DoubleFreeError,
+    InvalidFreeError,
+    InvalidHandleError,
+    InvalidSizeError,
+    LayoutVersionError,
+    NotASegmentError,
+    SegmentExistsError,
+    SegmentNotFoundError,
+    SegmentTooLargeError,
+    SizeTooLargeError,
+    SizeTypeError,
+    SlabError,
+)
+from slaballoc.shared.layout import H_VERSION
+from slaballoc.shared.processes import ProcessName, is_alive
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+@pytest.fixture
+def heap() -> Iterator[SharedHeap]:
+    with SharedHeap.create(size=1 << 16, max_blocks=256) as made:
+        yield made
+
+
+def snapshot(heap: SharedHeap) -> tuple[object, ...]:
+    """Everything an error must leave unchanged: blocks, stats and every byte."""
+    return (
+        heap.blocks(),
+        heap.stats(),
+        [bytes(heap.view(block.offset)) for block in heap.blocks() if block.live],
+    )
+
+
+# -- placement ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alignment", [8, 64])
+def test_same_offsets_as_best_fit(alignment: int) -> None:
+    """A differential test: the same requests give BestFit's offsets, OOMs included."""
+    rng = random.Random(alignment)
+    capacity = 1 << 15
+    reference = BestFit(capacity, alignment)
+    with SharedHeap.create(
+        size=capacity, alignment=alignment, max_blocks=capacity // alignment
+    ) as heap:
+        live: list[int] = []
+        refused = 0
+        for step in range(6000):
+            if live and rng.random() < 0.48:
+                handle = live.pop(rng.randrange(len(live)))
+                assert heap.size_of(handle) == reference.release(handle)
+                heap.free(handle)
+            else:
+                size = rng.choice((rng.randint(1, 64), rng.randint(1, 1500)))
+                try:
+                    expected = reference.allocate(size)
+                except OutOfMemoryError:
+                    with pytest.raises(OutOfMemoryError):
+                        heap.alloc(size)
+                    refused += 1
+                    continue
+                assert heap.alloc(size) == expected, f"step {step}"
+                live.append(expected)
+            if step % 500 == 0:
+                heap.check()
+                assert [(b.offset, b.size, b.live) for b in heap.blocks()] == [
+                    tuple(block) for block in reference.blocks()
+                ]
+        heap.check()
+        stats, expected_stats = heap.stats(), reference.stats()
+        assert stats == expected_stats
+        assert refused > 0, "the run never filled the heap: raise the load"
+        for handle in live:
+            heap.free(handle)
+        assert heap.stats().used == 0
+        assert len(heap.blocks()) == 1
+
+
+def test_views_are_zero_copy_across_attachments(heap: SharedHeap) -> None:
+    handle = heap.alloc(11)
+    other = SharedHeap.attach(heap.name)
+    try:
+        view = other.view(handle)
+        assert len(view) == 11
+        view[:] = b"hello world"
+        assert bytes(heap.view(handle)) == b"hello world"
+        other.free(handle)  # any attachment may free any block
+        assert heap.stats().used == 0
+    finally:
+        del view
+        other.close()
+
+
+def test_numpy_arrays_in_blocks(heap: SharedHeap) -> None:
+    np = pytest.importorskip("numpy")
+    handle, frame = heap.ndarray((48, 64, 3), "uint8")
+    handles = np.array([handle])  # handles kept in an array come back as numpy integers
+    assert heap.size_of(handles[0]) == heap.size_of(handle)
+    frame[:] = 9
+    same = heap.array(handle, (48, 64, 3), "uint8")
+    assert np.shares_memory(frame, same) or same.ctypes.data == frame.ctypes.data
+    assert int(same.sum()) == 9 * 48 * 64 * 3
+    assert frame.ctypes.data % heap.alignment == 0
+    with pytest.raises(InvalidHandleError, match="needs"):
+        heap.array(handle, (100, 100, 3), "uint8")
+    del frame, same
+    heap.free(handle)
+
+
+# -- owners, adoption, dead processes ---------------------------------------------------
+
+
+def test_blocks_name_their_owner_and_adopt_moves_it(heap: SharedHeap) -> None:
+    receiver, sender = SPAWN.Pipe(duplex=False)
+    child = SPAWN.Process(target=allocate_and_exit, args=(heap.name, [100, 200, 300], sender))
+    child.start()
+    handles = receiver.recv()
+    child.join()
+    owners = {block.offset: block.pid for block in heap.blocks() if block.live}
+    assert owners == dict.fromkeys(handles, child.pid)
+    heap.adopt(handles[1])
+    assert heap.owner(handles[1]).pid == os.getpid()
+    reclaimed = heap.reclaim_dead()
+    assert (reclaimed.blocks, reclaimed.bytes) == (2, 128 + 320)
+    assert [block.offset for block in heap.blocks() if block.live] == [handles[1]]
+    heap.check()
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_dead_owner(heap: SharedHeap) -> None:
+    me = ProcessName.of(os.getpid())
+    assert me is not None
+    mine, impostor = heap.alloc(10), heap.alloc(10)
+    # The record names this pid with another start time: the process that had
+    # this pid before us, now dead.  (Written through the heap's own transaction.)
+    heap._transact(heap._engine.adopt, impostor, me.pid, me.born - 1)
+    assert not is_alive(me.pid, me.born - 1)
+    assert heap.reclaim_dead().blocks == 1
+    assert [block.offset for block in heap.blocks() if block.live] == [mine]
+
+
+def test_forked_child_gets_its_own_lock_and_identity(heap: SharedHeap) -> None:
+    kept = heap.alloc(64)
+    pid = os.fork()
+    if pid == 0:  # the child: allocate, leave the creator's `with`, exit without freeing
+        try:
+            heap.alloc(100)
+            heap.__exit__(None, None, None)
+            os._exit(0)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.path.exists(f"/dev/shm/{heap.name}")  # only the creator's own exit unlinks
+    assert {block.pid for block in heap.blocks() if block.live} == {os.getpid(), pid}
+    assert heap.reclaim_dead().blocks == 1
+    assert [block.offset for block in heap.blocks() if block.live] == [kept]
+
+
+# -- errors: typed, explained, and changing nothing -------------------------------------
+
+
+def test_bad_handles_are_refused_and_change_nothing(heap: SharedHeap) -> None:
+    first, second = heap.alloc(100), heap.alloc(100)
+    heap.view(first)[:] = bytes(range(100))
+    heap.free(second)
+    before = snapshot(heap)
+    cases: list[tuple[object, type[Exception], str]] = [
+        (second, DoubleFreeError, "free already"),  # freed, still a block start
+        (first + 64, InvalidHandleError, "not the start of a live block"),  # inside a block
+        (4096, InvalidHandleError, "not the start of a live block"),  # never allocated
+        (1 << 40, InvalidHandleError, "out of range"),
+        (-64, InvalidHandleError, "out of range"),
+        (first + 1, InvalidHandleError, "not the start"),
+        ("0", InvalidHandleError, "int that alloc"),
+        (None, InvalidHandleError, "int that alloc"),
+    ]
+    for handle, error, words in cases:
+        for operation in (heap.free, heap.view, heap.adopt, heap.size_of):
+            with pytest.raises(error, match=words):
+                operation(handle)  # type: ignore[arg-type]
+            assert snapshot(heap) == before
+    assert issubclass(InvalidHandleError, InvalidFreeError)
+    assert issubclass(InvalidHandleError, ValueError)
+
+
+def test_double_free_from_another_process(heap: SharedHeap) -> None:
+    handle = heap.alloc(50)
+    heap.free(handle)
+    receiver, sender = SPAWN.Pipe(duplex=False)
+    child = SPAWN.Process(target=free_handle, args=(heap.name, handle, sender))
+    child.start()
+    assert receiver.recv() == "DoubleFreeError"
+    child.join()
+    heap.check()
+
+
+def test_bad_sizes_change_nothing(heap: SharedHeap) -> None:
+    heap.alloc(10)
+    before = snapshot(heap)
+    for size, error in [
+        (0, InvalidSizeError),
+        (-1, InvalidSizeError),
+        (1.5, SizeTypeError),
+        (True, SizeTypeError),
+        (1 << 17, SizeTooLargeError),
+        ((1 << 16) - 63, OutOfMemoryError),
+    ]:
+        with pytest.raises(error):
+            heap.alloc(size)  # type: ignore[arg-type]
+        assert snapshot(heap) == before
+
+
+def test_the_block_table_limit_is_an_out_of_memory_error() -> None:
+    with SharedHeap.create(size=4096, alignment=8, max_blocks=3) as heap:
+        for _ in range(3):
+            heap.alloc(8)
+        with pytest.raises(OutOfMemoryError, match="larger max_blocks"):
+            heap.alloc(8)
+        heap.check()
+
+
+def test_segment_errors() -> None:
+    with pytest.raises(SegmentNotFoundError, match=r"SharedHeap\.create"):
+        SharedHeap.attach("slaballoc-test-no-such-heap")
+    with pytest.raises(NotASegmentError, match="one file name"):
+        SharedHeap.attach("../etc/passwd")
+    with pytest.raises(SegmentTooLargeError, match="shm-size") as caught:
+        SharedHeap.create("slaballoc-test-too-large", size=1 << 50)
+    assert isinstance(caught.value, MemoryError)
+    assert not os.path.exists("/dev/shm/slaballoc-test-too-large")
+    with SharedHeap.create(size=4096) as heap:
+        with pytest.raises(SegmentExistsError, match="attach"):
+            SharedHeap.create(heap.name, size=4096)
+        assert heap.stats().capacity == 4096  # the existing heap is untouched
+
+
+def test_a_file_that_is_not_a_heap_is_refused() -> None:
+    path = "/dev/shm/slaballoc-test-not-a-heap"
+    with open(path, "wb") as file:
+        file.write(b"just some bytes" * 100)
+    try:
+        with pytest.raises(NotASegmentError, match="not a slaballoc heap"):
+            SharedHeap.attach(os.path.basename(path))
+        with open(path, "rb") as file:
+            assert file.read() == b"just some bytes" * 100  # nothing written
+    finally:
+        os.unlink(path)
+
+
+def test_a_layout_version_mismatch_is_refused(heap: SharedHeap) -> None:
+    fd = os.open(f"/dev/shm/{heap.name}", os.O_RDWR)
+    raw = mmap.mmap(fd, 4096)
+    os.close(fd)
+    words = memoryview(raw).cast("q")
+    words[H_VERSION] += 1
+    try:
+        with pytest.raises(LayoutVersionError, match="same slaballoc version"):
+            SharedHeap.attach(heap.name)
+    finally:
+        words[H_VERSION] -= 1
+        words.release()
+        raw.close()
+    SharedHeap.attach(heap.name).close()
+
+
+def test_every_error_is_a_slab_error_and_a_builtin() -> None:
+    pairs = [
+        (InvalidHandleError, ValueError),
+        (SegmentNotFoundError, FileNotFoundError),
+        (SegmentExistsError, FileExistsError),
+        (NotASegmentError, ValueError),
+        (LayoutVersionError, ValueError),
+        (SegmentTooLargeError, MemoryError),
+    ]
+    for error, builtin in pairs:
+        assert issubclass(error, SlabError)
+        assert issubclass(error, builtin)
+
+
+# -- lifecycle ----------------------------------------------------------------------------
+
+
+def test_lifecycle_creator_unlinks_attachers_do_not() -> None:
+    with SharedHeap.create(size=4096) as heap:
+        name = heap.name
+        with SharedHeap.attach(name) as other:
+            other.alloc(10)
+        assert os.path.exists(f"/dev/shm/{name}")  # leaving an attachment removes nothing
+        assert [process.attachments for process in heap.processes()] == [1]
+    assert not os.path.exists(f"/dev/shm/{name}")
+    with pytest.raises(AllocatorClosedError, match="closed"):
+        heap.alloc(1)
+    heap.close()  # twice is harmless
+    assert "closed" in repr(heap)
+
+
+def test_a_view_outlives_close_safely() -> None:
+    heap = SharedHeap.create(size=4096)
+    try:
+        view = heap.view(heap.alloc(4))
+        heap.close()
+        view[:] = b"safe"  # the mapping stays while a view holds it
+        assert bytes(view) == b"safe"
+    finally:
+        heap.unlink()
+
+
+def test_threads_of_one_process_share_a_heap_object(heap: SharedHeap) -> None:
+    """The thread lock covers what the OFD lock cannot: threads sharing one descriptor."""
+    errors: list[BaseException] = []
+
+    def churn(seed: int) -> None:
+        rng = random.Random(seed)
+        mine: list[int] = []
+        try:
+            for _ in range(1500):
+                if mine and rng.random() < 0.5:
+                    handle = mine.pop(rng.randrange(len(mine)))
+                    assert heap.view(handle)[0] == seed
+                    heap.free(handle)
+                else:
+                    with contextlib.suppress(OutOfMemoryError):
+                        handle = heap.alloc(rng.randint(1, 600))
+                        heap.view(handle)[0] = seed
+                        mine.append(handle)
+            for handle in mine:
+                heap.free(handle)
+        except BaseException as error:  # reported to the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=churn, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    heap.check()
+    assert heap.stats().used == 0
