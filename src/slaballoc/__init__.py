@@ -9,8 +9,13 @@ Three allocators, as in the seed document, each handing out writable
 
 Their placement algorithms work on integer offsets and are usable on their own:
 see :mod:`slaballoc.policies`.  Every error is in :mod:`slaballoc.errors`.
+
+:data:`IMPLEMENTATION` says which code runs: ``"c"`` (the compiled core,
+``slaballoc._core``) or ``"python"`` (the pure-Python modules, which are the
+specification; ``SLABALLOC_PURE=1`` in the environment forces them).
 """
 
+from ._implementation import IMPLEMENTATION
 from .arena import Arena
 from .dynamic import DEFAULT_ALIGNMENT, DynamicSlab
 from .errors import (
@@ -34,6 +39,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_ALIGNMENT",
     "DEFAULT_CAPACITY",
+    "IMPLEMENTATION",
     "AllocatorClosedError",
     "Arena",
     "ArenaStats",

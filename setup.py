@@ -1,0 +1,31 @@
+"""Build the optional C core, ``slaballoc._core``, from every ``src/slaballoc/_core/*.c``.
+
+The extension is optional: when it cannot be built (no compiler: ``CC=false pip
+install .``) the install goes on and slaballoc runs its pure-Python modules,
+which are the specification the C code follows.  Everything else about the
+package is declared in pyproject.toml.
+"""
+
+import os
+from glob import glob
+
+from setuptools import Extension, setup
+
+# Extra flags for a sanitizer build (see the Makefile's `sanitize` target).
+extra_compile_args = ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=c11"]
+extra_compile_args += os.environ.get("SLABALLOC_CFLAGS", "").split()
+extra_link_args = os.environ.get("SLABALLOC_LDFLAGS", "").split()
+
+setup(
+    ext_modules=[
+        Extension(
+            "slaballoc._core",
+            sources=sorted(glob("src/slaballoc/_core/*.c")),
+            depends=sorted(glob("src/slaballoc/_core/*.h")),
+            include_dirs=["src/slaballoc/_core"],
+            extra_compile_args=extra_compile_args,
+            extra_link_args=extra_link_args,
+            optional=True,
+        )
+    ]
+)
