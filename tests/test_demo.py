@@ -34,7 +34,7 @@ def test_demo_detects_a_misbehaving_allocator(monkeypatch: pytest.MonkeyPatch) -
 
     def first_in_first_out(self: FreeList, capacity: int, slot_size: int = 64) -> None:
         original(self, capacity, slot_size)
-        self.put = lambda offset: self._stack.insert(0, offset)
+        self._put = lambda offset: self._stack.insert(0, offset)
 
     monkeypatch.setattr(FreeList, "__init__", first_in_first_out)
     with pytest.raises(DemoFailedError, match="same memory back"):

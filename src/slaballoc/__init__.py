@@ -16,7 +16,7 @@ specification; ``SLABALLOC_PURE=1`` in the environment forces them).
 """
 
 from ._implementation import IMPLEMENTATION
-from .arena import Arena
+from .allocator import BlockAllocator
 from .dynamic import DEFAULT_ALIGNMENT, DynamicSlab
 from .errors import (
     AllocatorClosedError,
@@ -41,10 +41,10 @@ __all__ = [
     "DEFAULT_CAPACITY",
     "IMPLEMENTATION",
     "AllocatorClosedError",
-    "Arena",
     "ArenaStats",
     "BestFit",
     "Block",
+    "BlockAllocator",
     "DoubleFreeError",
     "DynamicSlab",
     "FreeList",

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .arena import Arena
+from .allocator import BlockAllocator
 from .errors import SlabError
 from .memory import open_memory
 from .policies import BestFit
+from .sizes import as_integer
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -21,7 +22,7 @@ __all__ = ["DEFAULT_ALIGNMENT", "DynamicSlab"]
 DEFAULT_ALIGNMENT = 8
 
 
-class DynamicSlab(Arena):
+class DynamicSlab(BlockAllocator):
     """Blocks of any size from 1 byte to the capacity: the seed's ``slab_dynamic.js``.
 
     Placement is best fit (the smallest free block that fits, ties to the lowest
@@ -55,7 +56,7 @@ class DynamicSlab(Arena):
     ) -> None:
         memory = open_memory(capacity, buffer)
         heap = BestFit(memory.nbytes, alignment)
-        super().__init__(heap, heap.allocate, heap.release, memory, fast=fast)
+        super().__init__(heap, heap._take, heap._put, memory, fast=fast)
         self._heap = heap
 
     @property
@@ -79,6 +80,8 @@ class DynamicSlab(Arena):
         ...
         slaballoc.errors.InvalidSizeError: size must be at least 1, got 0
         """
+        if type(size) is not int:  # validated once: slicing below needs a real int
+            size = as_integer(size, "size")
         offset = self._take(size)
         view = self._memory[offset : offset + size]
         self._live[id(view)] = (offset, view)

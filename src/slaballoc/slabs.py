@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .arena import Arena
+from .allocator import BlockAllocator
 from .errors import DoubleFreeError, OutOfMemoryError, SlabError
 from .memory import open_memory
 from .policies import FreeList, LinearSearch
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["FreeListSlab", "LinearSlab"]
 
 
-class _SlotArena(Arena):
+class _SlotAllocator(BlockAllocator):
     """A fixed-size slab: the memory layer over the slot policy a subclass names."""
 
     __slots__ = ("_cache", "_cached_ids", "_slot_size", "_slots")
@@ -33,7 +33,7 @@ class _SlotArena(Arena):
     ) -> None:
         memory = open_memory(capacity, buffer)
         slots = self._placement(memory.nbytes, slot_size)
-        super().__init__(slots, slots.take, slots.put, memory, fast=fast)
+        super().__init__(slots, slots._take, slots._put, memory, fast=fast)
         self._slots = slots
         self._slot_size = slots.slot_size
         # Fast mode only: one view per slot, built on first use and reused for ever.
@@ -127,7 +127,7 @@ class _SlotArena(Arena):
         )
 
 
-class LinearSlab(_SlotArena):
+class LinearSlab(_SlotAllocator):
     """Fixed-size slots found by linear search: the seed's ``slab_linear.js``.
 
     ``alloc()`` hands out the lowest free slot, found by scanning one flag byte
@@ -151,7 +151,7 @@ class LinearSlab(_SlotArena):
     _placement = LinearSearch
 
 
-class FreeListSlab(_SlotArena):
+class FreeListSlab(_SlotAllocator):
     """Fixed-size slots kept on a free list: the seed's ``slab_freelist.js``.
 
     ``alloc()`` and ``free()`` are O(1) at any occupancy.  The free list is a

@@ -113,7 +113,11 @@ class BestFit:
         ...
         slaballoc.errors.OutOfMemoryError: cannot allocate 1 byte: not enough free memory ...
         """
-        if type(size) is not int or not 0 < size <= self.capacity:
+        return self._take(size if type(size) is int else self._require_size(size))
+
+    def _take(self, size: int) -> int:
+        """The primitive: ``allocate`` for a ``size`` that is an ``int`` already."""
+        if not 0 < size <= self.capacity:
             size = self._require_size(size)
         need = (size + self._mask) & ~self._mask
         counts = self._bin_counts
@@ -156,10 +160,20 @@ class BestFit:
         >>> first, second = heap.allocate(8), heap.allocate(8)
         >>> heap.release(first), heap.release(second), len(list(heap.blocks()))
         (8, 8, 1)
+        >>> heap.release(0.0)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.InvalidFreeError: an offset is an int, got float 0.0: ...
         """
+        if type(offset) is not int:
+            raise self._not_live(offset)
+        return self._put(offset)
+
+    def _put(self, offset: int) -> int:
+        """The primitive: ``release`` for an ``offset`` that is an ``int`` already."""
         try:
             size = self._used.pop(offset)
-        except (KeyError, TypeError):
+        except KeyError:
             raise self._not_live(offset) from None
         self._used_bytes -= size
         self._add_free_merged(offset, offset + size)
@@ -209,9 +223,11 @@ class BestFit:
         >>> heap.size_of(heap.allocate(20))
         32
         """
+        if type(offset) is not int:
+            raise self._not_live(offset)
         try:
             return self._used[offset]
-        except (KeyError, TypeError):
+        except KeyError:
             raise self._not_live(offset) from None
 
     # -- facts ----------------------------------------------------------------------
@@ -230,11 +246,6 @@ class BestFit:
     def largest_free(self) -> int:
         """The size of the largest free block.  O(log n)."""
         return max(self._sizes.maximum() * self.alignment, self.capacity - self._top)
-
-    @property
-    def top(self) -> int:
-        """Where the top block starts: no byte at or past it has a live block."""
-        return self._top
 
     def stats(self) -> ArenaStats:
         """A snapshot of the memory's use.  O(log n).
@@ -403,9 +414,12 @@ class BestFit:
         )
 
     def _not_live(self, offset: object) -> InvalidFreeError:
-        if isinstance(offset, int) and (
-            offset in self._free_at or offset == self._top < self.capacity
-        ):
+        if type(offset) is not int:
+            return InvalidFreeError(
+                f"an offset is an int, got {type(offset).__name__} {offset!r}: "
+                "pass the offset that allocate() returned"
+            )
+        if offset in self._free_at or offset == self._top < self.capacity:
             return DoubleFreeError(
                 f"the block at offset {offset} is free already: each allocation is freed once"
             )

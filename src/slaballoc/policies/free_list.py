@@ -13,7 +13,7 @@ __all__ = ["FreeList"]
 class FreeList(SlotPolicy):
     """Fixed-size slots; the free ones are kept on a stack, reused last-in first-out.
 
-    ``take`` pops the stack and ``put`` pushes onto it: both O(1) whatever the
+    ``_take`` pops the stack and ``_put`` pushes onto it: both O(1) whatever the
     occupancy, and both are the stack's own (C) methods, so they cost no Python
     call.  The slot freed last is the next one handed out, which keeps recently
     touched memory hot in the cache (and is the seed's "gets same slot back").
@@ -30,15 +30,15 @@ class FreeList(SlotPolicy):
     0
     """
 
-    __slots__ = ("_stack",)
+    __slots__ = ("_put", "_stack", "_take")
 
     def __init__(self, capacity: int, slot_size: int = 64) -> None:
         super().__init__(capacity, slot_size)
         # Offsets, highest first, so that a new slab hands out offset 0 first, as the seed does.
         size = self.slot_size
         self._stack = array("q", range(self.capacity - size, -1, -size))
-        self.take = self._stack.pop  # raises IndexError when empty
-        self.put = self._stack.append
+        self._take = self._stack.pop  # raises IndexError when empty
+        self._put = self._stack.append
 
     def __len__(self) -> int:
         return self.slot_count - len(self._stack)

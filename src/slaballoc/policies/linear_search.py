@@ -12,8 +12,8 @@ _FREE, _LIVE = 0, 1
 class LinearSearch(SlotPolicy):
     """Fixed-size slots; a free slot is found by scanning a flag per slot.
 
-    ``take`` hands out the *lowest* free slot: O(n) in the number of slots,
-    slower as the slab fills.  ``put`` is O(1).  The only metadata is one
+    ``_take`` hands out the *lowest* free slot: O(n) in the number of slots,
+    slower as the slab fills.  ``_put`` is O(1).  The only metadata is one
     flag byte per slot (two with the checked API's).
 
     >>> slots = LinearSearch(capacity=256, slot_size=64)
@@ -31,10 +31,8 @@ class LinearSearch(SlotPolicy):
         super().__init__(capacity, slot_size)
         self._used = bytearray(self.slot_count)
         self._live = 0
-        self.take = self._take_lowest
-        self.put = self._put
 
-    def _take_lowest(self) -> int:
+    def _take(self) -> int:
         """The scan: O(n), done at C speed by ``bytearray.find``."""
         slot = self._used.find(_FREE)
         if slot < 0:

@@ -1,14 +1,15 @@
 """What every fixed-size slot policy shares: the geometry and the checked API.
 
 The memory is cut into ``slot_count`` slots of ``slot_size`` bytes; slot ``n``
-starts at offset ``n * slot_size``.  A subclass provides two primitives:
+starts at offset ``n * slot_size``.  A subclass provides the two unchecked
+primitives of :class:`~slaballoc.policies.contract.SlotPlacement`:
 
-* ``take()``: hand out a free slot's offset (O(1) or O(n), by design);
-* ``put(offset)``: take back a slot its caller knows is live.
+* ``_take()``: hand out a free slot's offset (O(1) or O(n), by design);
+* ``_put(offset)``: take back a slot its caller knows is live.
 
-They trust their caller, so that a memory layer that already keeps a record
-of every live block (the :class:`~slaballoc.arena.Arena`) pays for no second
-check.  :meth:`allocate` and :meth:`release` are the checked API for callers
+They trust their caller, so that an allocator that already keeps a record
+of every live block (:class:`~slaballoc.allocator.BlockAllocator`) pays for no
+second check.  :meth:`allocate` and :meth:`release` are the checked API for callers
 that use the policy on its own: they keep one flag byte per slot
 (``_handed_out``), which makes a bad or repeated release detectable in O(1).
 """
@@ -28,12 +29,12 @@ __all__ = ["SlotPolicy"]
 class SlotPolicy:
     """Base class of the fixed-size policies; not used directly."""
 
-    __slots__ = ("_handed_out", "capacity", "put", "slot_count", "slot_size", "take")
+    __slots__ = ("_handed_out", "capacity", "slot_count", "slot_size")
 
     #: Hand out a free slot; raises IndexError or OutOfMemoryError when none is free.
-    take: Callable[[], int]
+    _take: Callable[[], int]
     #: Take back a live slot, unchecked.
-    put: Callable[[int], None]
+    _put: Callable[[int], None]
 
     def __init__(self, capacity: int, slot_size: int = 64) -> None:
         capacity = require_count(capacity, "capacity", minimum=0)
@@ -57,7 +58,7 @@ class SlotPolicy:
         (0, 64)
         """
         try:
-            offset = self.take()
+            offset = self._take()
         except IndexError:
             raise self.out_of_memory() from None
         self._handed_out[offset // self.slot_size] = 1
@@ -90,7 +91,7 @@ class SlotPolicy:
                 "or never allocated"
             )
         self._handed_out[slot] = 0
-        self.put(offset)
+        self._put(offset)
         return self.slot_size
 
     def size_of(self, offset: int) -> int:

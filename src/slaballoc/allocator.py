@@ -1,7 +1,7 @@
 """The memory layer, written once for every allocator.
 
-A placement policy (see :mod:`slaballoc.policies`) decides which offset each
-block gets.  An :class:`Arena` turns those offsets into memoryviews of one
+A placement policy (see :mod:`slaballoc.policies.contract`) decides which offset
+each block gets.  A :class:`BlockAllocator` turns those offsets into memoryviews of one
 buffer and keeps the books of who holds what:
 
 * every view it hands out is registered in ``_live`` (keyed by ``id(view)``,
@@ -17,7 +17,7 @@ buffer and keeps the books of who holds what:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import NoReturn, Protocol, TypeVar
+from typing import NoReturn, TypeVar
 
 from .errors import (
     AllocatorClosedError,
@@ -27,36 +27,15 @@ from .errors import (
     SlabError,
 )
 from .policies.blocks import Block
+from .policies.contract import Placement
 from .stats import ArenaStats
 
-__all__ = ["Arena", "Placement"]
+__all__ = ["BlockAllocator"]
 
-_Self = TypeVar("_Self", bound="Arena")
-
-
-class Placement(Protocol):
-    """What the memory layer needs of a placement policy, besides its two primitives.
-
-    The primitives (hand out an offset, take one back) are passed to
-    :class:`Arena` as plain callables, so that a policy can give its fastest
-    form of each: ``FreeList`` gives its stack's own ``pop`` and ``append``.
-    """
-
-    @property
-    def capacity(self) -> int: ...
-    @property
-    def used(self) -> int: ...
-    @property
-    def largest_free(self) -> int: ...
-    def size_of(self, offset: int) -> int: ...
-    def blocks(self) -> Iterator[Block]: ...
-    def free_sizes(self) -> list[int]: ...
-    def stats(self) -> ArenaStats: ...
-    def check(self) -> None: ...
-    def __len__(self) -> int: ...
+_Self = TypeVar("_Self", bound="BlockAllocator")
 
 
-class Arena:
+class BlockAllocator:
     """Base class of every allocator: views, safety and bookkeeping over a policy.
 
     Subclasses add ``alloc`` (and, for variable sizes, ``realloc``); everything
