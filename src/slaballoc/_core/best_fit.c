@@ -105,8 +105,8 @@ slot_of(const bf_heap *heap, bf_off start)
     }
 }
 
-static inline bf_idx
-find(const bf_heap *heap, bf_off start)
+bf_idx
+bf_find(const bf_heap *heap, bf_off start)
 {
     int64_t slot = slot_of(heap, start);
     return slot < 0 ? 0 : hash_of(heap)[slot];
@@ -538,7 +538,7 @@ bf_grow_into(const bf_heap *from, bf_heap *heap, uint32_t node_slots)
 }
 
 bf_status
-bf_allocate(bf_heap *heap, bf_off size, bf_off *offset)
+bf_allocate(bf_heap *heap, bf_off size, bf_off *offset, bf_idx *node)
 {
     bf_status status = check_size(heap, size);
     if (status != BF_OK) {
@@ -565,13 +565,14 @@ bf_allocate(bf_heap *heap, bf_off size, bf_off *offset)
     SET(heap->used, heap->used + need);
     SET(heap->live_count, heap->live_count + 1u);
     *offset = nd[n].start;
+    *node = n;
     return BF_OK;
 }
 
 bf_status
 bf_classify(const bf_heap *heap, bf_off offset)
 {
-    bf_idx n = find(heap, offset);
+    bf_idx n = bf_find(heap, offset);
     if (n == 0) {
         return BF_NOT_LIVE;
     }
@@ -581,7 +582,7 @@ bf_classify(const bf_heap *heap, bf_off offset)
 bf_status
 bf_size_of(const bf_heap *heap, bf_off offset, bf_off *size)
 {
-    bf_idx n = find(heap, offset);
+    bf_idx n = bf_find(heap, offset);
     if (n == 0) {
         return BF_NOT_LIVE;
     }
@@ -597,12 +598,18 @@ bf_status
 bf_release(bf_heap *heap, bf_off offset, bf_off *size)
 {
     bf_status status = bf_size_of(heap, offset, size);
-    if (status != BF_OK) {
-        return status;
+    if (status == BF_OK) {
+        bf_release_node(heap, bf_find(heap, offset));
     }
+    return status;
+}
+
+bf_off
+bf_release_node(bf_heap *heap, bf_idx n)
+{
     bf_node *nd = nodes_of(heap);
-    bf_idx n = find(heap, offset);
-    SET(heap->used, heap->used - nd[n].size);
+    bf_off size = nd[n].size;
+    SET(heap->used, heap->used - size);
     SET(heap->live_count, heap->live_count - 1u);
     bf_idx left = nd[n].prev;
     if (left != 0 && (nd[left].flags & BF_NODE_FREE)) {
@@ -622,7 +629,7 @@ bf_release(bf_heap *heap, bf_off offset, bf_off *size)
     }
     tree_insert(heap, n);
     SET(heap->free_count, heap->free_count + 1u);
-    return BF_OK;
+    return size;
 }
 
 bf_status
@@ -639,7 +646,7 @@ bf_resize(bf_heap *heap, bf_off offset, bf_off size)
     }
     bf_off need = round_up(heap, size);
     bf_node *nd = nodes_of(heap);
-    bf_idx n = find(heap, offset);
+    bf_idx n = bf_find(heap, offset);
     bf_idx right = nd[n].next;
     int right_free = right != 0 && (nd[right].flags & BF_NODE_FREE);
     if (need < old) {
@@ -785,7 +792,7 @@ bf_check(const bf_heap *heap, bf_off *where)
             ++live;
             used += nd[x].size;
         }
-        if (find(heap, nd[x].start) != x) {
+        if (bf_find(heap, nd[x].start) != x) {
             return BF_CHECK_HASH;
         }
         expected += nd[x].size;

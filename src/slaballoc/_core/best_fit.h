@@ -115,9 +115,14 @@ uint32_t bf_grown_slots(const bf_heap *heap);
  * indices do not change.  O(n). */
 void bf_grow_into(const bf_heap *from, bf_heap *to, uint32_t node_slots);
 
-/* The operations.  Sizes are validated here too (0 and > capacity). */
-bf_status bf_allocate(bf_heap *heap, bf_off size, bf_off *offset);
+/* The operations.  Sizes are validated here too (0 and > capacity).
+ * bf_allocate also names the new block's node (stable while it is live). */
+bf_status bf_allocate(bf_heap *heap, bf_off size, bf_off *offset, bf_idx *node);
 bf_status bf_release(bf_heap *heap, bf_off offset, bf_off *size);
+/* Release the block of `node`, which the caller knows is live; its size. */
+bf_off bf_release_node(bf_heap *heap, bf_idx node);
+/* The node of the block (live or free) starting at `offset`, 0 if none.  O(1). */
+bf_idx bf_find(const bf_heap *heap, bf_off offset);
 bf_status bf_resize(bf_heap *heap, bf_off offset, bf_off size);
 bf_status bf_size_of(const bf_heap *heap, bf_off offset, bf_off *size);
 /* BF_NOT_LIVE, BF_FREED or BF_OK for the block starting at `offset`. */
