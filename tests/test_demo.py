@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from slaballoc import FreeList
-from slaballoc.tools import cli
+from slaballoc.policies.free_list import PureFreeList
+from slaballoc.slabs import PureFreeListSlab
+from slaballoc.tools import cli, demo
 from slaballoc.tools.demo import KINDS, SCENARIOS, DemoFailedError, run_demo
 
 
@@ -30,13 +31,15 @@ def test_each_demo_prints_all_eleven_scenarios(name: str) -> None:
 
 def test_demo_detects_a_misbehaving_allocator(monkeypatch: pytest.MonkeyPatch) -> None:
     # A free list that forgot LIFO reuse must fail scenario 5, not pass silently.
-    original = FreeList.__init__
+    # Broken through the pure-Python classes, whose primitives are plain attributes.
+    original = PureFreeList.__init__
 
-    def first_in_first_out(self: FreeList, capacity: int, slot_size: int = 64) -> None:
+    def first_in_first_out(self: PureFreeList, capacity: int, slot_size: int = 64) -> None:
         original(self, capacity, slot_size)
         self._put = lambda offset: self._stack.insert(0, offset)
 
-    monkeypatch.setattr(FreeList, "__init__", first_in_first_out)
+    monkeypatch.setattr(PureFreeList, "__init__", first_in_first_out)
+    monkeypatch.setattr(demo, "FreeListSlab", PureFreeListSlab)
     with pytest.raises(DemoFailedError, match="same memory back"):
         run_demo(KINDS["freelist"], io.StringIO())
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._accelerate import accelerated
+from ._implementation import core
 from .allocator import BlockAllocator
 from .errors import DoubleFreeError, OutOfMemoryError, SlabError
 from .memory import open_memory
 from .policies import FreeList, LinearSearch
+from .policies.free_list import PureFreeList
+from .policies.linear_search import PureLinearSearch
 from .policies.slots import SlotPolicy
 from .sizes import require_count
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["FreeListSlab", "LinearSlab"]
+__all__ = ["FreeListSlab", "LinearSlab", "PureFreeListSlab", "PureLinearSlab"]
 
 
 class _SlotAllocator(BlockAllocator):
@@ -148,7 +152,7 @@ class LinearSlab(_SlotAllocator):
     """
 
     __slots__ = ()
-    _placement = LinearSearch
+    _placement: type[SlotPolicy] = PureLinearSearch
 
 
 class FreeListSlab(_SlotAllocator):
@@ -166,4 +170,11 @@ class FreeListSlab(_SlotAllocator):
     """
 
     __slots__ = ()
-    _placement = FreeList
+    _placement: type[SlotPolicy] = PureFreeList
+
+
+#: The pure-Python classes: the specification, and what runs without the C core.
+PureLinearSlab, PureFreeListSlab = LinearSlab, FreeListSlab
+if core is not None:
+    LinearSlab = accelerated(core.SlotSlab, PureLinearSlab, _placement=LinearSearch)  # type: ignore[misc]
+    FreeListSlab = accelerated(core.SlotSlab, PureFreeListSlab, _placement=FreeList)  # type: ignore[misc]

@@ -46,6 +46,18 @@ int slab_raise_from_function(const char *module, const char *function, PyObject 
 /* Call self.<method>(*args) for its result (cold paths: reprs, stats...). */
 PyObject *slab_call_method(PyObject *self, const char *method, PyObject *args);
 
+/* Call the specification's method `name` (the pure-Python class's function,
+ * found as type(self)._specification.<name>) on self: used for every case
+ * off the hot path (bad input, closed allocator), which the specification
+ * then handles exactly as it does in pure Python, before any state changes.
+ * `args` excludes self and may be NULL.  New reference or NULL. */
+PyObject *slab_spec_call(PyObject *self, const char *name, PyObject *args);
+
+/* The same, for a case the C code has found invalid: the specification must
+ * raise.  Always returns -1 (SystemError if it did not raise: the two
+ * implementations disagree). */
+int slab_spec_raise(PyObject *self, const char *name, PyObject *args);
+
 /* -- sizes ----------------------------------------------------------------- */
 
 /* Validate a size or count the way slaballoc.sizes.require_count does (an

@@ -39,6 +39,45 @@ int slab_raise_from_method(PyObject *self, const char *method, PyObject *args)
     return raise_result(slab_call_method(self, method, args));
 }
 
+PyObject *slab_spec_call(PyObject *self, const char *name, PyObject *args)
+{
+    PyObject *specification = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "_specification");
+    if (specification == NULL) {
+        return NULL;
+    }
+    PyObject *function = PyObject_GetAttrString(specification, name);
+    Py_DECREF(specification);
+    if (function == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = args == NULL ? 0 : PyTuple_GET_SIZE(args);
+    PyObject *stack[8];
+    if (count > 7) {
+        Py_DECREF(function);
+        PyErr_SetString(PyExc_SystemError, "slaballoc: too many arguments for the specification");
+        return NULL;
+    }
+    stack[0] = self;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        stack[i + 1] = PyTuple_GET_ITEM(args, i);
+    }
+    PyObject *result = PyObject_Vectorcall(function, stack, (size_t)count + 1, NULL);
+    Py_DECREF(function);
+    return result;
+}
+
+int slab_spec_raise(PyObject *self, const char *name, PyObject *args)
+{
+    PyObject *result = slab_spec_call(self, name, args);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    PyErr_Format(PyExc_SystemError,
+                 "slaballoc: the C core refused %s() but the Python specification accepts it", name);
+    return -1;
+}
+
 static PyObject *call_function(const char *module, const char *function, PyObject *args,
                                PyObject *kwargs)
 {

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from array import array
 
+from .._accelerate import accelerated
+from .._implementation import core
 from ..errors import InvariantError
 from .slots import SlotPolicy
 
-__all__ = ["FreeList"]
+__all__ = ["FreeList", "PureFreeList"]
 
 
 class FreeList(SlotPolicy):
@@ -48,3 +50,9 @@ class FreeList(SlotPolicy):
         if len(free) != len(self._stack):
             raise InvariantError("a slot is on the free stack twice")
         return free
+
+
+#: The pure-Python class: the specification, and what runs without the C core.
+PureFreeList = FreeList
+if core is not None:
+    FreeList = accelerated(core.FreeList, PureFreeList)  # type: ignore[misc]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from .._accelerate import accelerated
+from .._implementation import core
 from .slots import SlotPolicy
 
-__all__ = ["LinearSearch"]
+__all__ = ["LinearSearch", "PureLinearSearch"]
 
 _FREE, _LIVE = 0, 1
 
@@ -51,3 +53,9 @@ class LinearSearch(SlotPolicy):
     def free_slots(self) -> set[int]:
         size = self.slot_size
         return {slot * size for slot, flag in enumerate(self._used) if flag == _FREE}
+
+
+#: The pure-Python class: the specification, and what runs without the C core.
+PureLinearSearch = LinearSearch
+if core is not None:
+    LinearSearch = accelerated(core.LinearSearch, PureLinearSearch)  # type: ignore[misc]
