@@ -1,26 +1,33 @@
 """The memory layer, written once for every allocator.
 
 A placement policy (see :mod:`slaballoc.policies.contract`) decides which offset
-each block gets.  A :class:`BlockAllocator` turns those offsets into memoryviews of one
-buffer and keeps the books of who holds what:
+each block gets.  A :class:`BlockAllocator` turns those offsets into memoryviews
+of one buffer and keeps the books of who holds what:
 
 * every view it hands out is registered in ``_live`` (keyed by ``id(view)``,
   holding the view itself so that the id cannot be reused while it is live);
 * ``free(view)`` accepts only a registered view, so a foreign object, a slice
   of a block or a block freed already is refused before anything changes;
-* in the default (safe) mode ``free`` releases the view, so using it after the
-  free raises instead of touching memory that may belong to someone else;
+* in the default (safe) mode ``free`` releases the view *before* the offset
+  goes back to the policy: using it after the free raises instead of touching
+  memory that may belong to someone else, and a view that something still
+  exports (``PickleBuffer(view)``, a ``readinto`` in progress) cannot be
+  released, so the block stays live and nothing changes;
 * in fast mode views are never released: fixed-size slabs build one view per
-  slot and hand the same object out again, as the seed does.
+  slot and hand the same object out again, as the seed does;
+* one lock per allocator serialises every operation, so that threads can share
+  it; ``thread_safe=False`` lets ``alloc``, ``free`` and ``realloc`` skip it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import NoReturn, TypeVar
 
 from .errors import (
     AllocatorClosedError,
+    BlockInUseError,
     DoubleFreeError,
     InvalidFreeError,
     InvariantError,
@@ -34,35 +41,75 @@ __all__ = ["BlockAllocator"]
 
 _Self = TypeVar("_Self", bound="BlockAllocator")
 
+#: What still exports a view when it cannot be released, and what to do.
+_EXPORTED = (
+    "something still exports its view (pickle.PickleBuffer(view), numpy.frombuffer(view), "
+    "a readinto/recv_into in progress in another thread...); nothing was changed: "
+    "release that export or let the I/O finish, then try again"
+)
+
+
+def _is_released(view: memoryview) -> bool:
+    """True if ``view.release()`` was called (memoryview has no attribute for it)."""
+    try:
+        view.obj  # noqa: B018  (reading it is the test)
+    except ValueError:
+        return True
+    return False
+
 
 class BlockAllocator:
     """Base class of every allocator: views, safety and bookkeeping over a policy.
 
     Subclasses add ``alloc`` (and, for variable sizes, ``realloc``); everything
-    else (freeing, the facts, ``check()``, closing) lives here.
+    else (freeing, the facts, ``check()``, closing, the lock) lives here.  Each
+    public operation takes the lock and runs its body, a method of the same
+    name with a leading underscore, which never takes it (so bodies can call
+    each other).
     """
 
-    __slots__ = ("_closed", "_fast", "_live", "_memory", "_policy", "_put", "_take")
+    __slots__ = (
+        "__dict__",  # room for the unlocked shortcuts of thread_safe=False
+        "_closed",
+        "_fast",
+        "_live",
+        "_lock",
+        "_memory",
+        "_policy",
+        "_put",
+        "_take",
+        "_unmanaged",
+    )
+
+    #: The operations that ``thread_safe=False`` lets skip the lock.
+    _UNLOCKED_SHORTCUTS: tuple[str, ...] = ("alloc", "free")
 
     def __init__(
         self,
         policy: Placement,
         take: Callable[..., int],
-        put: Callable[[int], object],
         memory: memoryview,
         *,
         fast: bool = False,
+        thread_safe: bool = True,
     ) -> None:
         self._policy = policy
         # The policy's primitives: the live table below vouches for every offset
         # given back, so the unchecked ones are safe here.
         self._take = take
+        self._put = policy._put
         self._memory = memory
+        self._unmanaged = memory.nbytes - policy.capacity
         self._fast = bool(fast)
         self._closed = False
         # id(view) -> (offset, view) for every block handed out and not yet freed.
         self._live: dict[int, tuple[int, memoryview]] = {}
-        self._put = put
+        self._lock = threading.Lock()
+        if not thread_safe:
+            # An instance attribute shadows the locking method: a call goes straight
+            # to the body, as fast as before the lock existed.
+            for name in self._UNLOCKED_SHORTCUTS:
+                self.__dict__[name] = getattr(self, "_" + name)
 
     # -- giving memory back ---------------------------------------------------------
 
@@ -84,14 +131,37 @@ class BlockAllocator:
         Traceback (most recent call last):
         ...
         slaballoc.errors.DoubleFreeError: this view has been released: ... (double free)
+
+        A view that something still exports cannot be released, so its block
+        cannot be handed to anyone else yet: :class:`~slaballoc.errors.BlockInUseError`,
+        and the block stays live.
+
+        >>> import pickle
+        >>> block = slab.alloc()
+        >>> export = pickle.PickleBuffer(block)
+        >>> slab.free(block)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        slaballoc.errors.BlockInUseError: cannot free the block at offset 0: something still ...
+        >>> export.release()
+        >>> slab.free(block)  # now it can go
         """
+        with self._lock:
+            self._free(view)
+
+    def _free(self, view: memoryview) -> None:
+        key = id(view)
         try:
-            offset, _ = self._live.pop(id(view))
+            entry = self._live.pop(key)
         except KeyError:
             raise self._not_live(view) from None
-        self._put(offset)
         if not self._fast:
-            view.release()
+            try:
+                view.release()  # first: while it is exported, the block must stay live
+            except BufferError:
+                self._live[key] = entry
+                raise self._in_use(entry[0], "free") from None
+        self._put(entry[0])
 
     def free_many(self, views: Iterable[memoryview]) -> None:
         """Free several blocks: all of them, or (if any is not live) none of them.  O(k).
@@ -109,15 +179,18 @@ class BlockAllocator:
         0
         """
         batch = list(views)
-        seen: set[int] = set()
-        for view in batch:
-            if id(view) in seen:
-                raise DoubleFreeError("free_many() was given the same block twice")
-            if id(view) not in self._live:
-                raise self._not_live(view)
-            seen.add(id(view))
-        for view in batch:
-            self.free(view)
+        with self._lock:
+            seen: set[int] = set()
+            for view in batch:
+                if id(view) in seen:
+                    raise DoubleFreeError("free_many() was given the same block twice")
+                if id(view) not in self._live:
+                    raise self._not_live(view)
+                seen.add(id(view))
+            if not self._fast:
+                self._release_all(batch, "free_many")
+            for view in batch:
+                self._free(view)
 
     # -- facts ----------------------------------------------------------------------
 
@@ -129,12 +202,30 @@ class BlockAllocator:
     @property
     def used(self) -> int:
         """Bytes handed out (for variable sizes, alignment padding included)."""
+        self._require_open()
         return self._policy.used
 
     @property
     def largest_free(self) -> int:
         """The largest block that could be allocated now."""
+        self._require_open()
         return self._policy.largest_free
+
+    @property
+    def unmanaged(self) -> int:
+        """Bytes at the end of the memory that no block can use.
+
+        The managed capacity is the memory's size rounded down to whole slots
+        (or alignment units); the rest is left alone, and shown by ``repr``.
+
+        >>> from slaballoc import FreeListSlab
+        >>> slab = FreeListSlab(capacity=1000)  # 15 slots of 64 bytes
+        >>> slab.capacity, slab.unmanaged
+        (960, 40)
+        >>> slab
+        <FreeListSlab 0/15 slots of 64 B in use, 40 B unmanaged>
+        """
+        return self._unmanaged
 
     @property
     def fast(self) -> bool:
@@ -145,6 +236,11 @@ class BlockAllocator:
     def closed(self) -> bool:
         """True after :meth:`close`."""
         return self._closed
+
+    @property
+    def thread_safe(self) -> bool:
+        """True unless made with ``thread_safe=False`` (``alloc``/``free`` skip the lock)."""
+        return "free" not in self.__dict__
 
     @property
     def policy(self) -> Placement:
@@ -175,10 +271,11 @@ class BlockAllocator:
         >>> bytes(slab.memory[handle:handle + 5])
         b'hello'
         """
-        entry = self._live.get(id(view))
-        if entry is None:
-            raise self._not_live(view)
-        return entry[0]
+        with self._lock:
+            entry = self._live.get(id(view))
+            if entry is None:
+                raise self._not_live(view)
+            return entry[0]
 
     def blocks(self) -> Iterator[Block]:
         """Every block (live and free) in address order.  O(n log n).
@@ -189,7 +286,9 @@ class BlockAllocator:
         >>> list(slab.blocks())
         [Block(offset=0, size=104, live=True), Block(offset=104, size=152, live=False)]
         """
-        return self._policy.blocks()
+        with self._lock:
+            self._require_open()
+            return iter(list(self._policy.blocks()))  # a snapshot: other threads go on
 
     def stats(self) -> ArenaStats:
         """A snapshot of the memory's use.  O(1) for slots, O(log n) for ``DynamicSlab``.
@@ -201,7 +300,9 @@ class BlockAllocator:
         >>> stats.used, stats.live_blocks, stats.utilization
         (1024, 16, 0.25)
         """
-        return self._policy.stats()
+        with self._lock:
+            self._require_open()
+            return self._policy.stats()
 
     def check(self) -> None:
         """Verify every invariant of the policy and of the live views.
@@ -234,9 +335,18 @@ class BlockAllocator:
 
         Afterwards the buffer can be resized or closed (``SharedMemory.close()``
         and ``mmap.close()`` refuse while views of them exist), and every use of
-        the allocator raises :class:`~slaballoc.errors.AllocatorClosedError`.
+        the allocator's blocks raises :class:`~slaballoc.errors.AllocatorClosedError`
+        (``stats()``, ``check()``, ``blocks()``, ``used``... included);
+        ``capacity`` and the settings stay readable and ``len()`` is 0.
         Views derived from blocks by the caller must be released by the caller.
         Closing twice is harmless.  O(n).
+
+        If a view cannot be released because something still exports it,
+        :class:`~slaballoc.errors.BlockInUseError` is raised and the allocator
+        stays open with every block live.  A memoryview cannot be un-released,
+        so the views released before the exported one was met stay released
+        (their blocks stay live: free them as usual); release exports before
+        closing.
 
         >>> import mmap
         >>> from slaballoc import FreeListSlab
@@ -249,15 +359,32 @@ class BlockAllocator:
         ...
         ValueError: operation forbidden on released memoryview object
         """
-        if self._closed:
-            return
-        self._closed = True
-        self._take = self._refuse_closed
-        for _, view in self._live.values():
-            view.release()
-        self._live.clear()
-        self._forget_views()
-        self._memory.release()
+        with self._lock:
+            if self._closed:
+                return
+            # The whole memory first, keeping a spare so that a refusal later on
+            # can put it back: then a failure anywhere leaves the allocator usable.
+            memory = self._memory
+            spare = memory[:]
+            try:
+                memory.release()
+            except BufferError:
+                spare.release()
+                raise BlockInUseError(
+                    f"cannot close this {type(self).__name__}: something still exports its "
+                    "whole memory (slab.memory); nothing was changed: release that export, "
+                    "then close again"
+                ) from None
+            try:
+                self._release_all(self._views(), "close")
+            except BlockInUseError:
+                self._memory = spare
+                raise
+            spare.release()
+            self._closed = True
+            self._take = self._refuse_closed
+            self._live.clear()
+            self._forget_views()
 
     def __enter__(self: _Self) -> _Self:
         return self
@@ -267,8 +394,25 @@ class BlockAllocator:
 
     # -- for subclasses and errors --------------------------------------------------------
 
+    def _views(self) -> list[memoryview]:
+        """Every view this allocator still holds: live ones, and any its subclass keeps."""
+        return [view for _, view in self._live.values()]
+
     def _forget_views(self) -> None:
-        """Release views the subclass caches (fast mode)."""
+        """Drop the views the subclass keeps (released already by ``close``)."""
+
+    def _release_all(self, views: Iterable[memoryview], operation: str) -> None:
+        """Release every view, or raise :class:`BlockInUseError` at the first exported one."""
+        for view in views:
+            try:
+                view.release()
+            except BufferError:
+                entry = self._live.get(id(view))
+                raise self._in_use(-1 if entry is None else entry[0], operation) from None
+
+    def _in_use(self, offset: int, operation: str) -> BlockInUseError:
+        where = "a freed block's view" if offset < 0 else f"the block at offset {offset}"
+        return BlockInUseError(f"cannot {operation} {where}: {_EXPORTED}")
 
     def _require_open(self) -> None:
         if self._closed:
@@ -307,12 +451,20 @@ class BlockAllocator:
             "copy of one, or (in fast mode) a block freed already; free the view alloc() returned"
         )
 
+    def _repr_notes(self) -> str:
+        """The settings and the unmanaged tail, for ``repr``."""
+        notes = ", fast" if self._fast else ""
+        if not self.thread_safe:
+            notes += ", not thread-safe"
+        if self._unmanaged:
+            notes += f", {self._unmanaged} B unmanaged"
+        return notes
+
     def __repr__(self) -> str:
         if self._closed:
             return f"<{type(self).__name__} closed>"
         live = len(self._live)
-        mode = ", fast" if self._fast else ""
         return (
             f"<{type(self).__name__} {live} live block{'' if live == 1 else 's'}, "
-            f"{self.used}/{self.capacity} B used{mode}>"
+            f"{self._policy.used}/{self.capacity} B used{self._repr_notes()}>"
         )

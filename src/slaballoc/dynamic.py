@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from .allocator import BlockAllocator
-from .errors import SlabError
 from .memory import open_memory
 from .policies import BestFit
 from .sizes import as_integer
@@ -44,7 +45,9 @@ class DynamicSlab(BlockAllocator):
     [(4096, False)]
     """
 
-    __slots__ = ("_heap",)
+    __slots__ = ("_heap", "_retired", "_retired_limit")
+
+    _UNLOCKED_SHORTCUTS = ("alloc", "free", "realloc")
 
     def __init__(
         self,
@@ -53,11 +56,15 @@ class DynamicSlab(BlockAllocator):
         alignment: int = DEFAULT_ALIGNMENT,
         buffer: Buffer | None = None,
         fast: bool = False,
+        thread_safe: bool = True,
     ) -> None:
-        memory = open_memory(capacity, buffer)
-        heap = BestFit(memory.nbytes, alignment)
-        super().__init__(heap, heap._take, heap._put, memory, fast=fast)
+        memory, heap = open_memory(capacity, buffer, partial(BestFit, alignment=alignment))
+        super().__init__(heap, heap._take, memory, fast=fast, thread_safe=thread_safe)
         self._heap = heap
+        # Fast mode: views freed or replaced but not released, weakly, so that close()
+        # can release those still referenced and let go of the buffer.
+        self._retired: list[weakref.ref[memoryview]] = []
+        self._retired_limit = 64
 
     @property
     def alignment(self) -> int:
@@ -69,7 +76,7 @@ class DynamicSlab(BlockAllocator):
 
         Raises :class:`~slaballoc.errors.OutOfMemoryError` when no free block is
         large enough, :class:`~slaballoc.errors.SizeTooLargeError` when even an
-        empty arena could not hold it, and ``TypeError``/``ValueError``
+        empty allocator could not hold it, and ``TypeError``/``ValueError``
         subclasses for a size that is not a positive integer.
 
         >>> slab = DynamicSlab(capacity=64)
@@ -80,6 +87,10 @@ class DynamicSlab(BlockAllocator):
         ...
         slaballoc.errors.InvalidSizeError: size must be at least 1, got 0
         """
+        with self._lock:
+            return self._alloc(size)
+
+    def _alloc(self, size: int) -> memoryview:
         if type(size) is not int:  # validated once: slicing below needs a real int
             size = as_integer(size, "size")
         offset = self._take(size)
@@ -90,7 +101,9 @@ class DynamicSlab(BlockAllocator):
     def alloc_many(self, sizes: Iterable[int]) -> list[memoryview]:
         """Allocate a block of each size: all of them, or (if one fails) none.
 
-        O(k log n) for k sizes.
+        O(k log n) for k sizes.  Whatever goes wrong (an error, an exception
+        raised by the iterable itself, Ctrl-C), the blocks allocated so far
+        are given back.
 
         >>> slab = DynamicSlab(capacity=256)
         >>> [len(view) for view in slab.alloc_many([8, 16, 32])]
@@ -103,13 +116,14 @@ class DynamicSlab(BlockAllocator):
         3
         """
         views: list[memoryview] = []
-        try:
-            for size in sizes:
-                views.append(self.alloc(size))
-        except SlabError:
-            for view in views:  # coalescing restores exactly the free blocks there were
-                self.free(view)
-            raise
+        with self._lock:
+            try:
+                for size in sizes:
+                    views.append(self._alloc(size))
+            except BaseException:
+                for view in views:  # coalescing restores exactly the free blocks there were
+                    self._free(view)
+                raise
         return views
 
     def realloc(self, view: memoryview, size: int) -> memoryview:
@@ -119,7 +133,9 @@ class DynamicSlab(BlockAllocator):
         free block right after it); otherwise it moves to a best-fit block and
         the first ``min(old, new)`` bytes are copied.  The old view is released
         (safe mode), even when the block did not move, because a memoryview's
-        length cannot change.  On any error nothing changes.  O(log n) plus the copy.
+        length cannot change.  On any error nothing changes, including
+        :class:`~slaballoc.errors.BlockInUseError` when the old view is still
+        exported.  O(log n) plus the copy.
 
         >>> slab = DynamicSlab()
         >>> block = slab.alloc(4)
@@ -128,23 +144,65 @@ class DynamicSlab(BlockAllocator):
         >>> slab.offset_of(grown), len(grown), bytes(grown[:4])
         (0, 1000, b'data')
         """
+        with self._lock:
+            return self._realloc(view, size)
+
+    def _realloc(self, view: memoryview, size: int) -> memoryview:
         key = id(view)
         entry = self._live.get(key)
         if entry is None:
             raise self._not_live(view)
+        if type(size) is not int:
+            size = as_integer(size, "size")
         offset = entry[0]
         heap = self._heap
+        old_size = heap.size_of(offset)
+        undo: Callable[[], object]
         if heap.resize(offset, size):
             new_offset = offset
+            undo = partial(heap.resize, offset, old_size)  # always fits: that space is free
         else:
             new_offset = self._take(size)
-            keep = min(heap.size_of(offset), size)
+            undo = partial(heap._put, new_offset)
+        self._retire(view, undo)
+        if new_offset != offset:
+            keep = min(old_size, size)
             memory = self._memory
             memory[new_offset : new_offset + keep] = memory[offset : offset + keep]
-            heap.release(offset)
+            heap._put(offset)
         del self._live[key]
         new_view = self._memory[new_offset : new_offset + size]
         self._live[id(new_view)] = (new_offset, new_view)
-        if not self._fast:
-            view.release()
         return new_view
+
+    def _free(self, view: memoryview) -> None:
+        super()._free(view)
+        if self._fast:
+            self._retire(view, None)
+
+    def _retire(self, view: memoryview, undo: Callable[[], object] | None) -> None:
+        """Make ``view`` unusable (safe mode) or remember it for close() (fast mode).
+
+        In safe mode, if something still exports it, ``undo()`` puts the
+        policy back as it was and :class:`BlockInUseError` is raised.
+        """
+        if not self._fast:
+            try:
+                view.release()
+            except BufferError:
+                if undo is not None:
+                    undo()
+                raise self._in_use(self._live[id(view)][0], "realloc") from None
+            return
+        retired = self._retired
+        retired.append(weakref.ref(view))
+        if len(retired) > self._retired_limit:  # drop the dead ones: amortised O(1)
+            retired[:] = [ref for ref in retired if ref() is not None]
+            self._retired_limit = 2 * len(retired) + 64
+
+    def _views(self) -> list[memoryview]:
+        alive = [ref() for ref in self._retired]
+        return [*super()._views(), *(view for view in alive if view is not None)]
+
+    def _forget_views(self) -> None:
+        self._retired.clear()

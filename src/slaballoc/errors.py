@@ -10,7 +10,10 @@ from __future__ import annotations
 
 __all__ = [
     "AllocatorClosedError",
+    "BlockInUseError",
+    "BufferTypeError",
     "DoubleFreeError",
+    "InvalidBufferError",
     "InvalidFreeError",
     "InvalidSizeError",
     "InvariantError",
@@ -45,6 +48,25 @@ class InvalidFreeError(SlabError, ValueError):
 
 class DoubleFreeError(InvalidFreeError):
     """The block was given back already."""
+
+
+class BlockInUseError(SlabError, BufferError):
+    """A block's view is still exported, so it cannot be freed, moved or closed yet.
+
+    ``pickle.PickleBuffer(view)``, ``numpy.frombuffer(view)`` or a
+    ``readinto``/``recv_into`` in progress hold an export; until it is
+    released, handing the block to another owner would let the export write
+    into that owner's bytes.  Nothing was changed: release the export (or let
+    the I/O finish) and try again.
+    """
+
+
+class BufferTypeError(SlabError, TypeError):
+    """The object given as ``buffer`` is not a writable buffer."""
+
+
+class InvalidBufferError(SlabError, ValueError):
+    """The buffer is not one flat run of bytes, or is smaller than ``capacity``."""
 
 
 class SizeTypeError(SlabError, TypeError):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from ._accelerate import accelerated
 from ._implementation import core
-from .allocator import BlockAllocator
+from .allocator import BlockAllocator, _is_released
 from .errors import DoubleFreeError, OutOfMemoryError, SlabError
 from .memory import open_memory
 from .policies import FreeList, LinearSearch
@@ -34,13 +35,14 @@ class _SlotAllocator(BlockAllocator):
         slot_size: int = 64,
         buffer: Buffer | None = None,
         fast: bool = False,
+        thread_safe: bool = True,
     ) -> None:
-        memory = open_memory(capacity, buffer)
-        slots = self._placement(memory.nbytes, slot_size)
-        super().__init__(slots, slots._take, slots._put, memory, fast=fast)
+        memory, slots = open_memory(capacity, buffer, partial(self._placement, slot_size=slot_size))
+        super().__init__(slots, slots._take, memory, fast=fast, thread_safe=thread_safe)
         self._slots = slots
         self._slot_size = slots.slot_size
-        # Fast mode only: one view per slot, built on first use and reused for ever.
+        # Fast mode only: one view per slot, built on first use and reused for ever
+        # (rebuilt if its owner released it, as ``with slab.alloc() as view:`` does).
         self._cache: dict[int, memoryview] = {}
         self._cached_ids: set[int] = set()
 
@@ -68,12 +70,18 @@ class _SlotAllocator(BlockAllocator):
         ...
         slaballoc.errors.OutOfMemoryError: all 2 slots of 64 bytes are in use: ...
         """
+        with self._lock:
+            return self._alloc()
+
+    def _alloc(self) -> memoryview:
         try:
             offset = self._take()
         except IndexError:
             raise self._slots.out_of_memory() from None
         if self._fast:
-            view = self._cache.get(offset) or self._cache_view(offset)
+            view = self._cache.get(offset)
+            if view is None or _is_released(view):
+                view = self._cache_view(offset)
         else:
             view = self._memory[offset : offset + self._slot_size]
         self._live[id(view)] = (offset, view)
@@ -95,24 +103,38 @@ class _SlotAllocator(BlockAllocator):
         60
         """
         count = require_count(count, "count", minimum=0)
-        free = self._slots.slot_count - len(self._slots)
-        if count > free:
-            raise OutOfMemoryError(
-                f"cannot allocate {count} slots: only {free} are free",
-                requested=count * self._slot_size,
-                free=free * self._slot_size,
-                largest_free=self.largest_free,
-            )
-        return [self.alloc() for _ in range(count)]
+        with self._lock:
+            self._require_open()
+            free = self._slots.slot_count - len(self._slots)
+            if count > free:
+                raise OutOfMemoryError(
+                    f"cannot allocate {count} slots: only {free} are free",
+                    requested=count * self._slot_size,
+                    free=free * self._slot_size,
+                    largest_free=self._slots.largest_free,
+                )
+            views: list[memoryview] = []
+            try:
+                for _ in range(count):
+                    views.append(self._alloc())
+            except BaseException:  # KeyboardInterrupt included: give back what was taken
+                for view in views:
+                    self._free(view)
+                raise
+            return views
 
     def _cache_view(self, offset: int) -> memoryview:
+        released = self._cache.get(offset)
+        if released is not None:
+            self._cached_ids.discard(id(released))
         view = self._cache[offset] = self._memory[offset : offset + self._slot_size]
         self._cached_ids.add(id(view))
         return view
 
+    def _views(self) -> list[memoryview]:
+        return [*super()._views(), *self._cache.values()]
+
     def _forget_views(self) -> None:
-        for view in self._cache.values():
-            view.release()
         self._cache.clear()
         self._cached_ids.clear()
 
@@ -124,10 +146,9 @@ class _SlotAllocator(BlockAllocator):
     def __repr__(self) -> str:
         if self._closed:
             return super().__repr__()
-        mode = ", fast" if self._fast else ""
         return (
             f"<{type(self).__name__} {len(self._live)}/{self.slot_count} slots of "
-            f"{self._slot_size} B in use{mode}>"
+            f"{self._slot_size} B in use{self._repr_notes()}>"
         )
 
 
