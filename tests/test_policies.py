@@ -16,6 +16,7 @@ from slaballoc import (
     LinearSearch,
     OutOfMemoryError,
 )
+from slaballoc.policies.best_fit import PureBestFit
 from slaballoc.policies.size_index import SizeIndex
 from slaballoc.sizes import round_up
 
@@ -154,7 +155,7 @@ def test_best_fit_ignores_the_unaligned_tail() -> None:
 
 
 def test_best_fit_stale_heap_entries_are_compacted() -> None:
-    heap = BestFit(1 << 20, alignment=8)
+    heap = PureBestFit(1 << 20, alignment=8)  # the pure implementation's own bins
     blocks = [heap.allocate(8) for _ in range(2010)]
     heap.release(blocks[2001])  # an 8-byte hole that stays: the bin never empties
     for offset in blocks[0:2000:2] + blocks[1:2000:2]:
@@ -166,7 +167,7 @@ def test_best_fit_stale_heap_entries_are_compacted() -> None:
 
 
 def test_check_reports_corruption() -> None:
-    heap = BestFit(1024)
+    heap = PureBestFit(1024)  # corrupted through the pure implementation's own table
     offset = heap.allocate(64)
     heap._used[offset] = 72  # corrupt it: the block now overlaps the free one
     with pytest.raises(InvariantError, match="overlaps"):

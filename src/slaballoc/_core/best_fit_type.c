@@ -33,8 +33,7 @@ typedef struct {
 
 static PyTypeObject BestFitType;
 
-static PyObject *block_class; /* slaballoc.policies.blocks.Block */
-static PyObject *slab_error;  /* slaballoc.errors.SlabError */
+static PyObject *block_class; /* slaballoc.policies.blocks.Block, loaded on first use */
 
 static int
 load_python_names(void)
@@ -47,17 +46,6 @@ load_python_names(void)
         block_class = PyObject_GetAttrString(module, "Block");
         Py_DECREF(module);
         if (block_class == NULL) {
-            return -1;
-        }
-    }
-    if (slab_error == NULL) {
-        PyObject *module = PyImport_ImportModule("slaballoc.errors");
-        if (module == NULL) {
-            return -1;
-        }
-        slab_error = PyObject_GetAttrString(module, "SlabError");
-        Py_DECREF(module);
-        if (slab_error == NULL) {
             return -1;
         }
     }
@@ -506,7 +494,11 @@ typedef struct {
     PyObject **views;       /* node index -> the view handed out for that live block */
     uint32_t view_slots;    /* length of views */
     Py_ssize_t live;        /* views handed out and not freed */
-    char fast, closed;
+    PyObject *retired;      /* fast mode: weak references to views freed or replaced */
+    Py_ssize_t retired_limit;
+    PyObject *lock;         /* threading.Lock for the borrowed cold methods, made on demand */
+    Py_ssize_t unmanaged;   /* bytes of memory past the policy's capacity */
+    char fast, closed, thread_safe;
 } DynamicSlabObject;
 
 static PyTypeObject DynamicSlabType;
@@ -551,6 +543,12 @@ live_node(DynamicSlabObject *self, PyObject *view)
     return (node != 0 && node < self->view_slots && self->views[node] == view) ? node : 0;
 }
 
+static bf_off
+node_start(DynamicSlabObject *self, bf_idx node)
+{
+    return bf_node_at(self->policy->heap, node)->start;
+}
+
 /* A view of the whole memory, made before a state change so that the change
  * cannot be followed by a failure; narrowed to the block afterwards. */
 static PyObject *
@@ -570,11 +568,58 @@ narrow_view(PyObject *view, bf_off offset, bf_off size)
     buffer->shape[0] = (Py_ssize_t)size;
 }
 
+/* Raise self._in_use(offset, operation) after a release refused with BufferError
+ * (any other error passes through).  offset < 0: a view that is no longer live. */
+static PyObject *
+raise_in_use(DynamicSlabObject *self, long long offset, const char *operation)
+{
+    if (!PyErr_ExceptionMatches(PyExc_BufferError)) {
+        return NULL;
+    }
+    PyErr_Clear();
+    PyObject *args = Py_BuildValue("(Ls)", offset, operation);
+    if (args != NULL) {
+        slab_raise_from_method((PyObject *)self, "_in_use", args);
+        Py_DECREF(args);
+    }
+    return NULL;
+}
+
+/* Fast mode: remember a view that is freed or replaced but not released, weakly,
+ * so that close() can release the ones still referenced.  The dead references
+ * are dropped when the list doubles: amortised O(1). */
+static int
+retire(DynamicSlabObject *self, PyObject *reference)
+{
+    if (PyList_Append(self->retired, reference) < 0) {
+        return -1;
+    }
+    if (PyList_GET_SIZE(self->retired) <= self->retired_limit) {
+        return 0;
+    }
+    PyObject *alive = PyList_New(0);
+    if (alive == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->retired); i++) {
+        PyObject *ref = PyList_GET_ITEM(self->retired, i);
+        if (PyWeakref_GetObject(ref) != Py_None && PyList_Append(alive, ref) < 0) {
+            Py_DECREF(alive);
+            return -1;
+        }
+    }
+    Py_SETREF(self->retired, alive);
+    self->retired_limit = 2 * PyList_GET_SIZE(alive) + 64;
+    return 0;
+}
+
 static int
 DynamicSlab_traverse(DynamicSlabObject *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->policy);
     Py_VISIT(self->memory);
+    Py_VISIT(self->retired);
+    Py_VISIT(self->lock);
     return 0;
 }
 
@@ -595,53 +640,80 @@ DynamicSlab_dealloc(DynamicSlabObject *self)
     PyMem_Free(self->views);
     Py_CLEAR(self->policy);
     Py_CLEAR(self->memory);
+    Py_CLEAR(self->retired);
+    Py_CLEAR(self->lock);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static int
 DynamicSlab_init(DynamicSlabObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"capacity", "alignment", "buffer", "fast", NULL};
+    static char *keywords[] = {"capacity", "alignment", "buffer", "fast", "thread_safe", NULL};
     PyObject *capacity = Py_None, *alignment = NULL, *buffer = Py_None, *fast = Py_False;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOO:DynamicSlab", keywords, &capacity,
-                                     &alignment, &buffer, &fast)) {
+    PyObject *thread_safe = Py_True;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOOO:DynamicSlab", keywords, &capacity,
+                                     &alignment, &buffer, &fast, &thread_safe)) {
+        return -1;
+    }
+    /* As the specification: open_memory(capacity, buffer, partial(_placement, alignment=...)). */
+    PyObject *placement = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "_placement");
+    PyObject *functools = placement ? PyImport_ImportModule("functools") : NULL;
+    PyObject *partial = functools ? PyObject_GetAttrString(functools, "partial") : NULL;
+    PyObject *partial_args = placement ? PyTuple_Pack(1, placement) : NULL;
+    PyObject *partial_kwargs = PyDict_New();
+    PyObject *alignment_value = alignment ? Py_NewRef(alignment) : PyLong_FromLong(8);
+    PyObject *factory = NULL;
+    if (partial && partial_args && partial_kwargs && alignment_value &&
+        PyDict_SetItemString(partial_kwargs, "alignment", alignment_value) == 0) {
+        factory = PyObject_Call(partial, partial_args, partial_kwargs);
+    }
+    Py_XDECREF(alignment_value);
+    Py_XDECREF(placement);
+    Py_XDECREF(functools);
+    Py_XDECREF(partial);
+    Py_XDECREF(partial_args);
+    Py_XDECREF(partial_kwargs);
+    if (factory == NULL) {
         return -1;
     }
     PyObject *memory_module = PyImport_ImportModule("slaballoc.memory");
-    if (memory_module == NULL) {
+    PyObject *opened = memory_module ? PyObject_CallMethod(memory_module, "open_memory", "OOO",
+                                                           capacity, buffer, factory)
+                                     : NULL;
+    Py_XDECREF(memory_module);
+    Py_DECREF(factory);
+    if (opened == NULL) {
         return -1;
     }
-    PyObject *memory = PyObject_CallMethod(memory_module, "open_memory", "OO", capacity, buffer);
-    Py_DECREF(memory_module);
-    if (memory == NULL) {
+    PyObject *memory, *policy;
+    if (!PyArg_ParseTuple(opened, "OO", &memory, &policy)) {
+        Py_DECREF(opened);
         return -1;
     }
-    PyObject *policy = NULL;
-    PyObject *policies = PyImport_ImportModule("slaballoc.policies.best_fit");
-    if (policies != NULL) {
-        PyObject *nbytes = PyObject_GetAttrString(memory, "nbytes");
-        if (nbytes != NULL) {
-            policy = alignment == NULL
-                         ? PyObject_CallMethod(policies, "BestFit", "O", nbytes)
-                         : PyObject_CallMethod(policies, "BestFit", "OO", nbytes, alignment);
-            Py_DECREF(nbytes);
-        }
-        Py_DECREF(policies);
-    }
-    if (policy != NULL && !PyObject_TypeCheck(policy, &BestFitType)) {
+    Py_INCREF(memory);
+    Py_INCREF(policy);
+    Py_DECREF(opened);
+    int is_fast = -1, is_thread_safe = -1;
+    if (!PyObject_TypeCheck(policy, &BestFitType) || !PyMemoryView_Check(memory)) {
         PyErr_SetString(PyExc_TypeError, "slaballoc: the C DynamicSlab needs the C BestFit");
-        Py_CLEAR(policy);
     }
-    int is_fast = policy == NULL ? -1 : PyObject_IsTrue(fast);
-    if (is_fast < 0) {
-        Py_XDECREF(policy);
+    else if ((is_fast = PyObject_IsTrue(fast)) >= 0) {
+        is_thread_safe = PyObject_IsTrue(thread_safe);
+    }
+    PyObject *retired = is_thread_safe < 0 ? NULL : PyList_New(0);
+    if (retired == NULL) {
+        Py_DECREF(policy);
         Py_DECREF(memory);
         return -1;
     }
     drop_views(self);
     Py_XSETREF(self->policy, (BestFitObject *)policy);
     Py_XSETREF(self->memory, memory);
+    Py_XSETREF(self->retired, retired);
+    self->retired_limit = 64;
+    self->unmanaged = PyMemoryView_GET_BUFFER(memory)->len - (Py_ssize_t)self->policy->heap->capacity;
     self->fast = (char)is_fast;
+    self->thread_safe = (char)is_thread_safe;
     self->closed = 0;
     return ensure_view_slots(self);
 }
@@ -649,29 +721,26 @@ DynamicSlab_init(DynamicSlabObject *self, PyObject *args, PyObject *kwargs)
 static int
 require_slab(DynamicSlabObject *self)
 {
-    if (self->policy == NULL || self->memory == NULL) {
+    if (self->policy == NULL || self->memory == NULL || self->retired == NULL) {
         PyErr_SetString(PyExc_ValueError, "DynamicSlab.__init__ was not called");
         return -1;
     }
     return 0;
 }
 
-/* After close(): the specification validates the size's type, then refuses. */
+/* A size given to alloc/realloc: a non-int is converted once, as the
+ * specification does (as_integer), before anything else looks at it. */
 static PyObject *
-refuse_closed(DynamicSlabObject *self, PyObject *size_obj)
+integer_size(PyObject *size_obj)
 {
-    if (size_obj != NULL && !PyLong_CheckExact(size_obj)) {
-        PyObject *sizes = PyImport_ImportModule("slaballoc.sizes");
-        PyObject *number =
-            sizes == NULL ? NULL : PyObject_CallMethod(sizes, "as_integer", "Os", size_obj, "size");
-        Py_XDECREF(sizes);
-        if (number == NULL) {
-            return NULL;
-        }
-        Py_DECREF(number);
+    if (PyLong_CheckExact(size_obj)) {
+        return Py_NewRef(size_obj);
     }
-    slab_raise_from_method((PyObject *)self, "_refuse_closed", NULL);
-    return NULL;
+    PyObject *sizes = PyImport_ImportModule("slaballoc.sizes");
+    PyObject *number =
+        sizes == NULL ? NULL : PyObject_CallMethod(sizes, "as_integer", "Os", size_obj, "size");
+    Py_XDECREF(sizes);
+    return number;
 }
 
 static PyObject *
@@ -680,12 +749,21 @@ slab_alloc(DynamicSlabObject *self, PyObject *size_obj)
     if (require_slab(self) < 0) {
         return NULL;
     }
-    if (self->closed) {
-        return refuse_closed(self, size_obj);
-    }
     bf_off size, offset;
     bf_idx node;
-    if (size_arg(self->policy, size_obj, &size) < 0) {
+    if (!PyLong_CheckExact(size_obj) || self->closed) {
+        PyObject *number = integer_size(size_obj);
+        if (number == NULL) {
+            return NULL;
+        }
+        int failed = self->closed ? slab_raise_from_method((PyObject *)self, "_refuse_closed", NULL)
+                                  : size_arg(self->policy, number, &size);
+        Py_DECREF(number);
+        if (failed < 0) {
+            return NULL;
+        }
+    }
+    else if (size_arg(self->policy, size_obj, &size) < 0) {
         return NULL;
     }
     PyObject *view = premade_view(self);
@@ -714,18 +792,36 @@ slab_alloc(DynamicSlabObject *self, PyObject *size_obj)
     return PyErr_Occurred() ? NULL : engine_status_error(status);
 }
 
-/* Free a live block whose node is known; 0, or -1 if releasing the view failed
- * (after the block was freed, as the specification does). */
-static int
-free_node(DynamicSlabObject *self, bf_idx node)
+/* Forget the live block of `node` and give it back to the policy. */
+static void
+forget_block(DynamicSlabObject *self, bf_idx node)
 {
-    PyObject *view = self->views[node];
     SLAB_BEGIN(self)
     self->views[node] = NULL;
     self->live--;
     bf_release_node(self->policy->heap, node);
     SLAB_END()
-    int result = self->fast ? 0 : slab_view_release(view);
+}
+
+/* Free a live block whose node is known: in safe mode its view is released
+ * first, and a refusal (an export) changes nothing. */
+static int
+free_node(DynamicSlabObject *self, bf_idx node, const char *operation)
+{
+    PyObject *view = self->views[node];
+    PyObject *reference = NULL;
+    if (!self->fast) {
+        if (slab_view_release(view) < 0) {
+            raise_in_use(self, (long long)node_start(self, node), operation);
+            return -1;
+        }
+    }
+    else if ((reference = PyWeakref_NewRef(view, NULL)) == NULL) {
+        return -1;
+    }
+    forget_block(self, node);
+    int result = reference == NULL ? 0 : retire(self, reference);
+    Py_XDECREF(reference);
     Py_DECREF(view);
     return result;
 }
@@ -740,7 +836,7 @@ slab_free(DynamicSlabObject *self, PyObject *view)
     if (node == 0) {
         return raise_not_live((PyObject *)self, view);
     }
-    if (free_node(self, node) < 0) {
+    if (free_node(self, node, "free") < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -756,7 +852,7 @@ slab_offset_of(DynamicSlabObject *self, PyObject *view)
     if (node == 0) {
         return raise_not_live((PyObject *)self, view);
     }
-    return PyLong_FromUnsignedLongLong(bf_node_at(self->policy->heap, node)->start);
+    return PyLong_FromUnsignedLongLong(node_start(self, node));
 }
 
 static PyObject *
@@ -775,50 +871,76 @@ slab_realloc(DynamicSlabObject *self, PyObject *const *args, Py_ssize_t nargs)
         return raise_not_live((PyObject *)self, old_view);
     }
     bf_off size;
-    if (size_arg(self->policy, args[1], &size) < 0) {
+    PyObject *number = integer_size(args[1]);
+    if (number == NULL) {
+        return NULL;
+    }
+    int failed = size_arg(self->policy, number, &size);
+    Py_DECREF(number);
+    if (failed < 0) {
         return NULL;
     }
     PyObject *view = premade_view(self);
-    if (view == NULL) {
+    PyObject *reference = NULL;
+    if (view == NULL || (self->fast && (reference = PyWeakref_NewRef(old_view, NULL)) == NULL)) {
+        Py_XDECREF(view);
         return NULL;
     }
+    bf_heap *heap;
     bf_status status = BF_NO_ROOM;
-    bf_off offset = 0, new_offset = 0;
+    bf_off offset = 0, old_size = 0, new_offset = 0;
+    bf_idx new_node = node;
     SLAB_BEGIN(self)
     if (ensure_room_for_block(self) == 0) {
-        bf_heap *heap = self->policy->heap;
-        offset = bf_node_at(heap, node)->start;
-        bf_off old_size = bf_node_at(heap, node)->size;
-        bf_idx new_node = node;
+        heap = self->policy->heap;
+        offset = node_start(self, node);
+        old_size = bf_node_at(heap, node)->size;
         new_offset = offset;
         status = bf_resize(heap, offset, size);
         if (status == BF_MOVE) {
-            /* Best fit elsewhere, copy, then free the old block (the spec's order). */
             status = bf_allocate(heap, size, &new_offset, &new_node);
-            if (status == BF_OK) {
-                char *base = (char *)PyMemoryView_GET_BUFFER(self->memory)->buf;
-                memcpy(base + new_offset, base + offset, old_size < size ? old_size : size);
-                bf_release_node(heap, node);
-                self->views[node] = NULL;
-            }
-        }
-        if (status == BF_OK) {
-            narrow_view(view, new_offset, size);
-            Py_INCREF(view);
-            self->views[new_node] = view; /* the old reference is dropped below */
         }
     }
     SLAB_END()
     if (status != BF_OK) {
         Py_DECREF(view);
+        Py_XDECREF(reference);
         if (status == BF_NO_MEMORY) {
             return raise_out_of_memory((PyObject *)self->policy, size);
         }
         return PyErr_Occurred() ? NULL : engine_status_error(status);
     }
-    int released = self->fast ? 0 : slab_view_release(old_view);
+    /* The old view goes (safe mode: released; if exported, undo and refuse). */
+    if (!self->fast && slab_view_release(old_view) < 0) {
+        SLAB_BEGIN(self)
+        heap = self->policy->heap;
+        if (new_node != node) {
+            bf_release_node(heap, new_node);
+        }
+        else {
+            bf_resize(heap, offset, old_size); /* always fits: that space is free */
+        }
+        SLAB_END()
+        Py_DECREF(view);
+        return raise_in_use(self, (long long)offset, "realloc");
+    }
+    SLAB_BEGIN(self)
+    heap = self->policy->heap;
+    if (new_node != node) {
+        /* Moved to the best fit elsewhere: copy, then free the old block. */
+        char *base = (char *)PyMemoryView_GET_BUFFER(self->memory)->buf;
+        memcpy(base + new_offset, base + offset, old_size < size ? old_size : size);
+        bf_release_node(heap, node);
+        self->views[node] = NULL;
+    }
+    narrow_view(view, new_offset, size);
+    Py_INCREF(view);
+    self->views[new_node] = view;
+    SLAB_END()
+    int retired = reference == NULL ? 0 : retire(self, reference);
+    Py_XDECREF(reference);
     Py_DECREF(old_view); /* the slab's reference, from views[] */
-    if (released < 0) {
+    if (retired < 0) {
         Py_DECREF(view);
         return NULL;
     }
@@ -828,7 +950,7 @@ slab_realloc(DynamicSlabObject *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 slab_alloc_many(DynamicSlabObject *self, PyObject *sizes)
 {
-    if (require_slab(self) < 0 || load_python_names() < 0) {
+    if (require_slab(self) < 0) {
         return NULL;
     }
     PyObject *iterator = PyObject_GetIter(sizes);
@@ -850,17 +972,16 @@ slab_alloc_many(DynamicSlabObject *self, PyObject *sizes)
     if (views != NULL && !PyErr_Occurred()) {
         return views;
     }
-    if (views != NULL && PyErr_ExceptionMatches(slab_error)) {
-        /* All or none: give back what was taken (coalescing restores the free
-         * blocks exactly), then re-raise. */
+    if (views != NULL) {
+        /* All or none, whatever went wrong: give back what was taken
+         * (coalescing restores the free blocks exactly), then re-raise. */
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(views); i++) {
-            PyObject *result = slab_free(self, PyList_GET_ITEM(views, i));
-            if (result == NULL) {
+            bf_idx node = live_node(self, PyList_GET_ITEM(views, i));
+            if (node != 0 && free_node(self, node, "free") < 0) {
                 PyErr_Clear();
             }
-            Py_XDECREF(result);
         }
         PyErr_Restore(type, value, traceback);
     }
@@ -899,22 +1020,33 @@ slab_free_many(DynamicSlabObject *self, PyObject *views)
     for (Py_ssize_t i = 0; i < valid; i++) {
         self->views[nodes[i]] = PyList_GET_ITEM(batch, i);
     }
-    PyObject *result;
+    PyObject *result = NULL;
     if (valid < count) {
-        /* The specification explains what is wrong (and changes nothing). */
-        PyObject *allocator = PyImport_ImportModule("slaballoc.allocator");
-        PyObject *base = allocator ? PyObject_GetAttrString(allocator, "BlockAllocator") : NULL;
-        result = base ? PyObject_CallMethod(base, "free_many", "OO", (PyObject *)self, batch) : NULL;
-        Py_XDECREF(base);
-        Py_XDECREF(allocator);
+        /* The specification says what is wrong (and changes nothing). */
+        PyObject *call_args = PyTuple_Pack(1, batch);
+        if (call_args != NULL) {
+            result = slab_spec_call((PyObject *)self, "free_many", call_args);
+            Py_DECREF(call_args);
+        }
     }
     else {
-        result = Py_None;
-        Py_INCREF(result);
-        for (Py_ssize_t i = 0; i < count; i++) {
-            if (free_node(self, nodes[i]) < 0) {
-                Py_CLEAR(result);
-                break;
+        Py_ssize_t released = 0;
+        if (!self->fast) {
+            /* Every view first: while one is exported, no block may go. */
+            for (; released < count; released++) {
+                if (slab_view_release(PyList_GET_ITEM(batch, released)) < 0) {
+                    raise_in_use(self, (long long)node_start(self, nodes[released]), "free_many");
+                    break;
+                }
+            }
+        }
+        if (self->fast || released == count) {
+            result = Py_NewRef(Py_None);
+            for (Py_ssize_t i = 0; i < count; i++) {
+                if (free_node(self, nodes[i], "free_many") < 0) {
+                    Py_CLEAR(result);
+                    break;
+                }
             }
         }
     }
@@ -932,14 +1064,27 @@ slab_close(DynamicSlabObject *self, PyObject *unused)
     if (self->closed) {
         Py_RETURN_NONE;
     }
-    self->closed = 1;
+    if (slab_view_exports(self->memory) > 0) {
+        /* The whole memory is exported: the specification refuses, changing nothing. */
+        return slab_spec_call((PyObject *)self, "close", NULL);
+    }
     for (uint32_t i = 0; i < self->view_slots; i++) {
         if (self->views[i] != NULL && slab_view_release(self->views[i]) < 0) {
-            return NULL;
+            return raise_in_use(self, (long long)node_start(self, i), "close");
         }
     }
-    drop_views(self);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->retired); i++) {
+        PyObject *view = PyWeakref_GetObject(PyList_GET_ITEM(self->retired, i));
+        if (view != Py_None && slab_view_release(view) < 0) {
+            return raise_in_use(self, -1, "close");
+        }
+    }
     if (slab_view_release(self->memory) < 0) {
+        return NULL;
+    }
+    self->closed = 1;
+    drop_views(self);
+    if (PyList_SetSlice(self->retired, 0, PyList_GET_SIZE(self->retired), NULL) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;
@@ -965,8 +1110,7 @@ slab_get_live(DynamicSlabObject *self, void *closure)
             continue;
         }
         PyObject *key = PyLong_FromVoidPtr(view);
-        PyObject *entry = Py_BuildValue(
-            "(KO)", (unsigned long long)bf_node_at(self->policy->heap, i)->start, view);
+        PyObject *entry = Py_BuildValue("(KO)", (unsigned long long)node_start(self, i), view);
         if (key == NULL || entry == NULL || PyDict_SetItem(live, key, entry) < 0) {
             Py_XDECREF(key);
             Py_XDECREF(entry);
@@ -998,6 +1142,26 @@ slab_get_memory(DynamicSlabObject *self, void *closure)
 }
 
 static PyObject *
+slab_get_retired(DynamicSlabObject *self, void *closure)
+{
+    if (require_slab(self) < 0) {
+        return NULL;
+    }
+    return Py_NewRef(self->retired);
+}
+
+static PyObject *
+slab_get_lock(DynamicSlabObject *self, void *closure)
+{
+    if (self->lock == NULL) {
+        PyObject *threading = PyImport_ImportModule("threading");
+        self->lock = threading ? PyObject_CallMethod(threading, "Lock", NULL) : NULL;
+        Py_XDECREF(threading);
+    }
+    return Py_XNewRef(self->lock);
+}
+
+static PyObject *
 slab_get_fast(DynamicSlabObject *self, void *closure)
 {
     return PyBool_FromLong(self->fast);
@@ -1007,6 +1171,18 @@ static PyObject *
 slab_get_closed(DynamicSlabObject *self, void *closure)
 {
     return PyBool_FromLong(self->closed);
+}
+
+static PyObject *
+slab_get_thread_safe(DynamicSlabObject *self, void *closure)
+{
+    return PyBool_FromLong(self->thread_safe);
+}
+
+static PyObject *
+slab_get_unmanaged(DynamicSlabObject *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->unmanaged);
 }
 
 static PyObject *
@@ -1022,6 +1198,11 @@ static PyGetSetDef DynamicSlab_getset[] = {
     {"_fast", (getter)slab_get_fast, NULL, NULL, NULL},
     {"_closed", (getter)slab_get_closed, NULL, NULL, NULL},
     {"_live", (getter)slab_get_live, NULL, "id(view) -> (offset, view), built on demand.", NULL},
+    {"_retired", (getter)slab_get_retired, NULL, NULL, NULL},
+    {"_lock", (getter)slab_get_lock, NULL, NULL, NULL},
+    {"_unmanaged", (getter)slab_get_unmanaged, NULL, NULL, NULL},
+    {"thread_safe", (getter)slab_get_thread_safe, NULL,
+     "False if made with thread_safe=False (the C paths are atomic either way).", NULL},
     {"_view_table_bytes", (getter)slab_get_view_slots_bytes, NULL,
      "Bytes of the node -> view table (for memory measurements).", NULL},
     {NULL},
@@ -1030,9 +1211,12 @@ static PyGetSetDef DynamicSlab_getset[] = {
 static PyMethodDef DynamicSlab_methods[] = {
     {"alloc", (PyCFunction)slab_alloc, METH_O,
      "Return a writable memoryview of exactly ``size`` bytes.  O(log n)."},
+    {"_alloc", (PyCFunction)slab_alloc, METH_O, NULL},
     {"free", (PyCFunction)slab_free, METH_O, "Give back a block that ``alloc`` returned."},
+    {"_free", (PyCFunction)slab_free, METH_O, NULL},
     {"realloc", (PyCFunction)(void (*)(void))slab_realloc, METH_FASTCALL,
      "Resize a live block, keeping its contents; return the view to use from now on."},
+    {"_realloc", (PyCFunction)(void (*)(void))slab_realloc, METH_FASTCALL, NULL},
     {"alloc_many", (PyCFunction)slab_alloc_many, METH_O,
      "Allocate a block of each size: all of them, or (if one fails) none."},
     {"free_many", (PyCFunction)slab_free_many, METH_O,

@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from heapq import heappop, heappush
 
+from .._accelerate import accelerated
+from .._implementation import core
 from ..errors import (
     DoubleFreeError,
     InvalidFreeError,
@@ -45,7 +47,7 @@ from ..stats import ArenaStats
 from .blocks import Block
 from .size_index import SizeIndex
 
-__all__ = ["BestFit"]
+__all__ = ["BestFit", "PureBestFit"]
 
 
 class BestFit:
@@ -460,3 +462,9 @@ _ENGINE_FAULTS = {
 def engine_fault(code: int, offset: int) -> InvariantError:
     """The error for a fault that the C engine's ``check`` found (used by the C core)."""
     return InvariantError(_ENGINE_FAULTS[code].format(offset))
+
+
+#: The pure-Python class: the specification, and what runs without the C core.
+PureBestFit = BestFit
+if core is not None:
+    BestFit = accelerated(core.BestFit, PureBestFit)  # type: ignore[misc]
