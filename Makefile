@@ -4,8 +4,18 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The C core (slaballoc._core), built in place by the editable install.
+CORE_SOURCES := setup.py $(wildcard src/slaballoc/_core/*.c src/slaballoc/_core/*.h)
+CORE_STAMP   := $(VENV)/.core
+# The sanitizer build: its own environment, the package installed (not in place).
+ASAN_VENV := .venv-asan
+SANITIZED := LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+             ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+ASAN_TESTS := tests/test_allocators.py tests/test_policies.py tests/test_stateful.py \
+              tests/test_differential.py
 
-.PHONY: demo test lint typecheck browser unit bench replay images clean
+.PHONY: demo test lint typecheck browser unit unit-c unit-python sanitize core check-core \
+        wheel bench replay images clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +23,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Rebuilt when a C source changes; SLABALLOC_REQUIRE_CORE turns a failed build
+# into an error here (a plain `pip install` falls back to Python instead).
+$(CORE_STAMP): $(STAMP) $(CORE_SOURCES)
+	SLABALLOC_REQUIRE_CORE=1 $(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(CORE_STAMP)
+
+core: $(CORE_STAMP)
+
+# Fails if the tests would silently run the pure-Python fallback.
+check-core: core
+	$(BIN)/python -c "import slaballoc, sys; print('slaballoc.IMPLEMENTATION =', slaballoc.IMPLEMENTATION); sys.exit(slaballoc.IMPLEMENTATION != 'c')"
+
+demo: $(STAMP) core
 	$(BIN)/slaballoc demo all
 
-test: lint typecheck browser unit
+# The whole suite against the C core, then against the pure-Python specification,
+# then the allocator tests against a build with AddressSanitizer and UBSan.
+test: lint typecheck browser unit sanitize
 
 # The browser test needs headless Chromium and its driver, from Debian's packages.
 # Installed here when possible (root and apt-get); otherwise that one test is skipped.
@@ -38,8 +62,34 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: unit-c unit-python
+
+unit-c: check-core
 	$(BIN)/pytest
+
+unit-python: $(STAMP)
+	SLABALLOC_PURE=1 $(BIN)/pytest
+
+# CPython is not leak-clean, hence detect_leaks=0.  Run from tests/ only, so that
+# the installed (instrumented) package is imported, not the source tree's build.
+sanitize:
+	test -x $(ASAN_VENV)/bin/python || $(PYTHON) -m venv $(ASAN_VENV)
+	$(ASAN_VENV)/bin/python -m pip install --quiet --upgrade pip pytest hypothesis
+	SLABALLOC_REQUIRE_CORE=1 \
+	SLABALLOC_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1" \
+	SLABALLOC_LDFLAGS="-fsanitize=address,undefined" \
+	  $(ASAN_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall --no-cache-dir .
+	$(SANITIZED) $(ASAN_VENV)/bin/python -c "import slaballoc, sys; \
+	  print('sanitized core:', slaballoc._implementation.core.__file__); \
+	  sys.exit(slaballoc.IMPLEMENTATION != 'c' or 'site-packages' not in slaballoc.__file__)"
+	$(SANITIZED) $(ASAN_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=tests \
+	  -c /dev/null $(ASAN_TESTS)
+
+# A wheel with the compiled core, and what it holds.
+wheel: $(STAMP)
+	rm -rf dist
+	SLABALLOC_REQUIRE_CORE=1 $(BIN)/python -m pip wheel --quiet --no-deps -w dist .
+	$(BIN)/python -m zipfile -l dist/*.whl
 
 bench: $(STAMP)
 	$(BIN)/slaballoc bench --scaling --json bench.json
@@ -55,4 +105,4 @@ images: $(STAMP)
 	  --plot docs/replay-perl.png
 
 clean:
-	rm -rf $(VENV) bench.json replay.json build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(ASAN_VENV) bench.json replay.json build dist src/*.egg-info src/slaballoc/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis

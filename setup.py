@@ -25,7 +25,9 @@ setup(
             include_dirs=["src/slaballoc/_core"],
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
-            optional=True,
+            # SLABALLOC_REQUIRE_CORE=1 (the Makefile) makes a failed build an error,
+            # instead of a silent fallback to Python or to a stale build.
+            optional=os.environ.get("SLABALLOC_REQUIRE_CORE", "") in ("", "0"),
         )
     ]
 )

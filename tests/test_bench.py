@@ -10,9 +10,11 @@ import pytest
 from slaballoc.tools import cli
 from slaballoc.tools.bench import (
     CONTENDERS,
+    PAIR_CONTENDERS,
     SCENARIOS,
     Size,
     churn_plan,
+    measure_batches,
     measure_memory,
     measure_pairs,
     run_comparison,
@@ -45,7 +47,9 @@ def test_comparison_runs_every_scenario_for_every_contender() -> None:
 
 def test_pairs_and_memory_run() -> None:
     pairs = measure_pairs(slots=256, occupancy=0.5, number=200, repeats=1)
-    assert set(pairs) == {c.name for c in CONTENDERS}
+    assert set(pairs) == {c.name for c in PAIR_CONTENDERS}
+    batches = measure_batches(slots=256, number=5, repeats=1)
+    assert all(seconds > 0 for seconds in batches.values())
     memory = measure_memory(slots=256)
     assert memory["FreeListSlab"]["idle"] <= 16  # the ceiling
     assert memory["FreeListSlab"]["full"] > memory["FreeListSlab"]["idle"]

@@ -173,6 +173,6 @@ def test_check_reports_corruption() -> None:
     with pytest.raises(InvariantError, match="overlaps"):
         heap.check()
     slots = FreeList(256)
-    slots.put(slots.allocate())  # the unchecked primitive: handed out, yet on the free stack
+    slots._put(slots.allocate())  # the unchecked primitive: handed out, yet on the free stack
     with pytest.raises(InvariantError):
         slots.check()

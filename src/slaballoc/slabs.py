@@ -195,7 +195,8 @@ class FreeListSlab(_SlotAllocator):
 
 
 #: The pure-Python classes: the specification, and what runs without the C core.
-PureLinearSlab, PureFreeListSlab = LinearSlab, FreeListSlab
+PureLinearSlab = LinearSlab
+PureFreeListSlab = FreeListSlab
 if core is not None:
     LinearSlab = accelerated(core.SlotSlab, PureLinearSlab, _placement=LinearSearch)  # type: ignore[misc]
     FreeListSlab = accelerated(core.SlotSlab, PureFreeListSlab, _placement=FreeList)  # type: ignore[misc]

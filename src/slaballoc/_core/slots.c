@@ -12,8 +12,9 @@
  *   FreeList:     stack[slot_count]  the free slots' numbers (32 bits: 8 bytes
  *                                    less per slot than offsets), the next one
  *                                    last; stack_len of them are valid.
- *   both:         handed_out[slot_count]  1 = live through allocate() (the
- *                                    checked API), as _handed_out in Python.
+ *   both:         handed_out        a bitmap: bit `slot` set if live through
+ *                                    allocate() (the checked API), as the
+ *                                    _handed_out flag bytes in Python.
  *   invariant:    live + free slots == slot_count; live == number of used
  *                 flags (LinearSearch) == slot_count - stack_len (FreeList).
  *
@@ -44,13 +45,28 @@ typedef struct {
     uint8_t *used;
     uint32_t *stack;
     Py_ssize_t stack_len;
-    uint8_t *handed_out;
+    uint64_t *handed_out;
 } SlotsObject;
 
 static PyTypeObject LinearSearchType;
 static PyTypeObject FreeListType;
 
 /* -- the policy's engine (no Python calls, no failure) ---------------------- */
+
+static int bit_test(const uint64_t *bits, Py_ssize_t i)
+{
+    return (int)(bits[i >> 6] >> (i & 63) & 1);
+}
+
+static void bit_set(uint64_t *bits, Py_ssize_t i)
+{
+    bits[i >> 6] |= UINT64_C(1) << (i & 63);
+}
+
+static void bit_clear(uint64_t *bits, Py_ssize_t i)
+{
+    bits[i >> 6] &= ~(UINT64_C(1) << (i & 63));
+}
 
 /* The lowest free slot at or after `from`, or -1 (LinearSearch). */
 static Py_ssize_t linear_free_from(const SlotsObject *s, Py_ssize_t from)
@@ -144,7 +160,7 @@ static int slots_init(SlotsObject *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     Py_ssize_t count = capacity / slot_size;
-    uint8_t *handed_out = PyMem_Calloc((size_t)count + 1, 1);
+    uint64_t *handed_out = PyMem_Calloc((size_t)count / 64 + 1, sizeof(uint64_t));
     uint8_t *used = NULL;
     uint32_t *stack = NULL;
     if (count > (Py_ssize_t)UINT32_MAX) {
@@ -251,7 +267,7 @@ static PyObject *slots_allocate(SlotsObject *self, PyObject *unused)
     Py_ssize_t slot = slots_next(self);
     if (slot >= 0 && (result = PyLong_FromSsize_t(slot * self->slot_size)) != NULL) {
         slots_take(self, slot);
-        self->handed_out[slot] = 1;
+        bit_set(self->handed_out, slot);
     }
     SLAB_END();
     if (result == NULL && !PyErr_Occurred()) {
@@ -268,8 +284,8 @@ static PyObject *slots_release(SlotsObject *self, PyObject *offset)
     int done = 0;
     SLAB_BEGIN(self);
     Py_ssize_t slot = slots_slot_at(self, offset);
-    if (slot >= 0 && self->handed_out[slot] && slots_can_put(self, slot)) {
-        self->handed_out[slot] = 0;
+    if (slot >= 0 && bit_test(self->handed_out, slot) && slots_can_put(self, slot)) {
+        bit_clear(self->handed_out, slot);
         slots_put(self, slot);
         done = 1;
     }
@@ -350,15 +366,21 @@ static Py_ssize_t slots_length(SlotsObject *self)
 
 static PyObject *slots_get_handed_out(SlotsObject *self, void *unused)
 {
-    return PyBytes_FromStringAndSize((const char *)self->handed_out,
-                                     self->handed_out ? self->slot_count : 0);
+    Py_ssize_t count = self->handed_out ? self->slot_count : 0;
+    PyObject *flags = PyBytes_FromStringAndSize(NULL, count);
+    if (flags != NULL) {
+        for (Py_ssize_t slot = 0; slot < count; slot++) {
+            PyBytes_AS_STRING(flags)[slot] = (char)bit_test(self->handed_out, slot);
+        }
+    }
+    return flags;
 }
 
 static PyMethodDef slots_methods[] = {
-    {"take", (PyCFunction)slots_take_method, METH_NOARGS,
-     "Hand out a free slot's offset (unchecked primitive for the memory layer)."},
-    {"put", (PyCFunction)slots_put_method, METH_O,
-     "Take back a live slot (primitive for the memory layer; bounds-checked in C)."},
+    {"_take", (PyCFunction)slots_take_method, METH_NOARGS,
+     "Hand out a free slot's offset (the allocator's primitive)."},
+    {"_put", (PyCFunction)slots_put_method, METH_O,
+     "Take back a live slot (the allocator's primitive; bounds-checked in C)."},
     {"allocate", (PyCFunction)slots_allocate, METH_NOARGS, "See SlotPolicy.allocate."},
     {"release", (PyCFunction)slots_release, METH_O, "See SlotPolicy.release."},
     {"size_of", (PyCFunction)slots_size_of, METH_O, "See SlotPolicy.size_of."},
@@ -420,21 +442,22 @@ typedef struct {
     Py_ssize_t live_count;
     char fast;
     char closed;
+    char thread_safe; /* recorded for the pure code; the C paths are atomic either way */
 } SlabObject;
 
 static int live_test(const SlabObject *self, Py_ssize_t slot)
 {
-    return (int)(self->live[slot >> 6] >> (slot & 63) & 1);
+    return bit_test(self->live, slot);
 }
 
 static void live_set(SlabObject *self, Py_ssize_t slot)
 {
-    self->live[slot >> 6] |= UINT64_C(1) << (slot & 63);
+    bit_set(self->live, slot);
 }
 
 static void live_clear(SlabObject *self, Py_ssize_t slot)
 {
-    self->live[slot >> 6] &= ~(UINT64_C(1) << (slot & 63));
+    bit_clear(self->live, slot);
 }
 
 static int slab_require_ready(SlabObject *self)
@@ -465,40 +488,60 @@ static void slab_clear(SlabObject *self)
 
 static int slab_init(SlabObject *self, PyObject *args, PyObject *kwargs)
 {
-    static char *keywords[] = {"capacity", "slot_size", "buffer", "fast", NULL};
+    static char *keywords[] = {"capacity", "slot_size", "buffer", "fast", "thread_safe", NULL};
     PyObject *capacity = Py_None, *slot_size = NULL, *buffer = Py_None, *fast = Py_False;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOO", keywords, &capacity, &slot_size,
-                                     &buffer, &fast)) {
+    PyObject *thread_safe = Py_True;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOOO", keywords, &capacity, &slot_size,
+                                     &buffer, &fast, &thread_safe)) {
         return -1;
     }
     int is_fast = PyObject_IsTrue(fast);
-    if (is_fast < 0) {
+    int is_thread_safe = is_fast < 0 ? -1 : PyObject_IsTrue(thread_safe);
+    if (is_thread_safe < 0) {
         return -1;
     }
-    /* The same steps as _SlotArena.__init__, in the same order (so, the same errors). */
-    PyObject *memory = NULL, *placement = NULL, *slots = NULL;
+    /* The same call as _SlotAllocator.__init__: open_memory validates, wraps the
+     * buffer, builds the policy, and lets go of the buffer if anything fails. */
+    PyObject *opened = NULL, *factory = NULL, *memory = NULL, *slots = NULL;
     PyObject *memory_module = PyImport_ImportModule("slaballoc.memory");
-    if (memory_module != NULL) {
-        memory = PyObject_CallMethod(memory_module, "open_memory", "OO", capacity, buffer);
-        Py_DECREF(memory_module);
+    PyObject *functools = PyImport_ImportModule("functools");
+    PyObject *placement = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "_placement");
+    if (memory_module != NULL && functools != NULL && placement != NULL) {
+        PyObject *partial = PyObject_GetAttrString(functools, "partial");
+        PyObject *partial_args = PyTuple_Pack(1, placement);
+        PyObject *partial_kwargs = Py_BuildValue("{sO}", "slot_size",
+                                                 slot_size == NULL ? Py_None : slot_size);
+        if (partial != NULL && partial_args != NULL && partial_kwargs != NULL) {
+            if (slot_size == NULL) {
+                PyDict_Clear(partial_kwargs); /* the policy's own default */
+            }
+            factory = PyObject_Call(partial, partial_args, partial_kwargs);
+        }
+        Py_XDECREF(partial);
+        Py_XDECREF(partial_args);
+        Py_XDECREF(partial_kwargs);
     }
-    if (memory == NULL) {
+    if (factory != NULL) {
+        opened = PyObject_CallMethod(memory_module, "open_memory", "OOO", capacity, buffer, factory);
+    }
+    Py_XDECREF(memory_module);
+    Py_XDECREF(functools);
+    Py_XDECREF(placement);
+    Py_XDECREF(factory);
+    if (opened == NULL) {
         return -1;
     }
+    if (!PyTuple_Check(opened) || PyTuple_GET_SIZE(opened) != 2) {
+        Py_DECREF(opened);
+        PyErr_SetString(PyExc_SystemError, "slaballoc: open_memory() must return (memory, policy)");
+        return -1;
+    }
+    memory = Py_NewRef(PyTuple_GET_ITEM(opened, 0));
+    slots = Py_NewRef(PyTuple_GET_ITEM(opened, 1));
+    Py_DECREF(opened);
     if (!PyMemoryView_Check(memory) || PyMemoryView_GET_BUFFER(memory)->ndim != 1 ||
         PyMemoryView_GET_BUFFER(memory)->itemsize != 1) {
         PyErr_SetString(PyExc_SystemError, "slaballoc: open_memory() must return a flat byte view");
-        goto fail;
-    }
-    placement = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "_placement");
-    if (placement == NULL) {
-        goto fail;
-    }
-    slots = slot_size == NULL
-                ? PyObject_CallFunction(placement, "n", PyMemoryView_GET_BUFFER(memory)->len)
-                : PyObject_CallFunction(placement, "nO", PyMemoryView_GET_BUFFER(memory)->len,
-                                        slot_size);
-    if (slots == NULL) {
         goto fail;
     }
     if (!PyObject_TypeCheck(slots, &LinearSearchType) && !PyObject_TypeCheck(slots, &FreeListType)) {
@@ -520,12 +563,12 @@ static int slab_init(SlabObject *self, PyObject *args, PyObject *kwargs)
     self->views = views;
     self->live = live;
     self->fast = (char)is_fast;
+    self->thread_safe = (char)is_thread_safe;
     self->closed = 0;
-    Py_DECREF(placement);
     return 0;
 fail:
-    /* Let go of the memory at once: SharedMemory/mmap.close() refuse while a view exists. */
-    if (memory != NULL && PyMemoryView_Check(memory)) {
+    if (PyMemoryView_Check(memory)) {
+        /* Let go of the buffer (mmap/SharedMemory.close() refuse while a view exists). */
         PyObject *type, *value, *traceback;
         PyErr_Fetch(&type, &value, &traceback);
         if (slab_view_release(memory) < 0) {
@@ -533,9 +576,8 @@ fail:
         }
         PyErr_Restore(type, value, traceback); /* the first error is the one to report */
     }
-    Py_XDECREF(memory);
-    Py_XDECREF(placement);
-    Py_XDECREF(slots);
+    Py_DECREF(memory);
+    Py_DECREF(slots);
     return -1;
 }
 
@@ -638,6 +680,18 @@ static int slab_raise_not_live(SlabObject *self, PyObject *obj)
     return -1;
 }
 
+/* Raise what BlockAllocator._in_use(offset, operation) explains. */
+static int slab_raise_in_use(SlabObject *self, Py_ssize_t slot, const char *operation)
+{
+    PyObject *args = Py_BuildValue("(ns)", slot * self->slots->slot_size, operation);
+    if (args == NULL) {
+        return -1;
+    }
+    slab_raise_from_method((PyObject *)self, "_in_use", args);
+    Py_DECREF(args);
+    return -1;
+}
+
 static int slab_spec_raise1(SlabObject *self, const char *name, PyObject *arg)
 {
     PyObject *args = PyTuple_Pack(1, arg);
@@ -655,14 +709,18 @@ static PyObject *slab_free(SlabObject *self, PyObject *view)
         return NULL;
     }
     PyObject *dropped = NULL;
-    int outcome = 0; /* 0 freed, 1 not live, 2 off the hot path, -1 error */
+    int outcome = 0; /* 0 freed, 1 not live, 2 exported, 3 policy misused, -1 error */
+    Py_ssize_t slot;
     SLAB_BEGIN(self);
-    Py_ssize_t slot = self->closed ? -1 : slab_live_slot(self, view);
+    slot = self->closed ? -1 : slab_live_slot(self, view);
     if (slot < 0) {
         outcome = 1;
     }
-    else if (!slots_can_put(self->slots, slot) || (!self->fast && slab_view_exports(view) > 0)) {
+    else if (!self->fast && slab_view_exports(view) > 0) {
         outcome = 2;
+    }
+    else if (!slots_can_put(self->slots, slot)) {
+        outcome = 3;
     }
     else if (!self->fast && slab_view_release(view) < 0) {
         outcome = -1; /* nothing changed yet */
@@ -677,7 +735,12 @@ static PyObject *slab_free(SlabObject *self, PyObject *view)
         return NULL;
     }
     if (outcome == 2) {
-        slab_spec_raise1(self, "free", view);
+        slab_raise_in_use(self, slot, "free");
+        return NULL;
+    }
+    if (outcome == 3) {
+        /* The policy was misused through its primitives: check() says how. */
+        slab_spec_raise((PyObject *)self, "check", NULL);
         return NULL;
     }
     if (outcome < 0) {
@@ -691,30 +754,43 @@ static PyObject *slab_free_many(SlabObject *self, PyObject *iterable)
     if (slab_require_ready(self) < 0) {
         return NULL;
     }
+    if (self->closed) {
+        PyObject *args = PyTuple_Pack(1, iterable);
+        PyObject *result = args == NULL ? NULL : slab_spec_call((PyObject *)self, "free_many", args);
+        Py_XDECREF(args);
+        return result;
+    }
     PyObject *batch = PySequence_Fast(iterable, "free_many() needs an iterable of views");
     if (batch == NULL) {
         return NULL;
     }
     Py_ssize_t count = PySequence_Fast_GET_SIZE(batch);
     PyObject **items = PySequence_Fast_ITEMS(batch);
-    Py_ssize_t marked = 0;
-    int valid = !self->closed;
+    Py_ssize_t marked = 0, exported = -1;
+    int valid = 1;
     SLAB_BEGIN(self);
-    /* Validate the whole batch first, clearing each slot's live bit: a view given
-     * twice is then not live the second time. */
+    /* As the specification: every view must be live (and given once) before any
+     * export is looked at.  Each slot's live bit is cleared while validating, so
+     * that a view given twice is not live the second time. */
     for (; valid && marked < count; marked++) {
         Py_ssize_t slot = slab_live_slot(self, items[marked]);
-        if (slot < 0 || (!self->fast && slab_view_exports(items[marked]) > 0)) {
+        if (slot < 0) {
             valid = 0;
             break;
         }
         live_clear(self, slot);
     }
+    for (Py_ssize_t i = 0; valid && !self->fast && i < count; i++) {
+        if (slab_view_exports(items[i]) > 0) {
+            exported = slab_view_offset(self->memory, items[i]) / self->slots->slot_size;
+            break;
+        }
+    }
     if (valid && self->slots->kind == KIND_FREE_LIST &&
         self->slots->stack_len + count > self->slots->slot_count) {
-        valid = 0;
+        valid = 0; /* the policy was misused through its primitives: let check() say how */
     }
-    if (!valid) {
+    if (!valid || exported >= 0) {
         for (Py_ssize_t i = 0; i < marked; i++) {
             live_set(self, slab_view_offset(self->memory, items[i]) / self->slots->slot_size);
         }
@@ -735,6 +811,11 @@ static PyObject *slab_free_many(SlabObject *self, PyObject *iterable)
     if (!valid) {
         /* The specification finds the first bad view and raises its own error. */
         slab_spec_raise1(self, "free_many", batch);
+        Py_DECREF(batch);
+        return NULL;
+    }
+    if (exported >= 0) {
+        slab_raise_in_use(self, exported, "free_many");
         Py_DECREF(batch);
         return NULL;
     }
@@ -809,15 +890,15 @@ static Py_ssize_t slab_length(SlabObject *self)
     return self->live_count;
 }
 
-/* True if some view the slab would release on close() is exported. */
-static int slab_any_exported(SlabObject *self)
+/* The first slot whose view (live, or cached in fast mode) is exported, or -1. */
+static Py_ssize_t slab_first_exported(SlabObject *self)
 {
     for (Py_ssize_t slot = 0; slot < self->slots->slot_count; slot++) {
         if (self->views[slot] != NULL && slab_view_exports(self->views[slot]) > 0) {
-            return 1;
+            return slot;
         }
     }
-    return slab_view_exports(self->memory) > 0;
+    return -1;
 }
 
 static PyObject *slab_close(SlabObject *self, PyObject *unused)
@@ -828,9 +909,15 @@ static PyObject *slab_close(SlabObject *self, PyObject *unused)
     if (self->closed) {
         Py_RETURN_NONE;
     }
-    if (slab_any_exported(self)) {
-        /* Something still uses a block: the specification refuses, changing nothing. */
+    if (slab_view_exports(self->memory) > 0) {
+        /* The whole memory is exported: the specification refuses before changing anything. */
         slab_spec_raise((PyObject *)self, "close", NULL);
+        return NULL;
+    }
+    Py_ssize_t exported = slab_first_exported(self);
+    if (exported >= 0) {
+        /* Unlike the specification, nothing was released yet: all or nothing. */
+        slab_raise_in_use(self, exported, "close");
         return NULL;
     }
     for (Py_ssize_t slot = 0; slot < self->slots->slot_count; slot++) {
@@ -876,6 +963,32 @@ static PyObject *slab_get_fast(SlabObject *self, void *unused)
 static PyObject *slab_get_closed(SlabObject *self, void *unused)
 {
     return PyBool_FromLong(self->closed);
+}
+
+static PyObject *slab_get_thread_safe(SlabObject *self, void *unused)
+{
+    return PyBool_FromLong(self->thread_safe);
+}
+
+static PyObject *slab_get_unmanaged(SlabObject *self, void *unused)
+{
+    if (slab_require_ready(self) < 0) {
+        return NULL;
+    }
+    return PyLong_FromSsize_t(PyMemoryView_GET_BUFFER(self->memory)->len - self->slots->capacity);
+}
+
+/* What the borrowed cold methods hold (`with self._lock:`): every C operation
+ * is atomic by itself, so they need no lock against it. */
+static PyObject *slab_get_lock(SlabObject *self, void *unused)
+{
+    PyObject *contextlib = PyImport_ImportModule("contextlib");
+    if (contextlib == NULL) {
+        return NULL;
+    }
+    PyObject *lock = PyObject_CallMethod(contextlib, "nullcontext", NULL);
+    Py_DECREF(contextlib);
+    return lock;
 }
 
 static PyObject *slab_get_slot_size(SlabObject *self, void *unused)
@@ -965,6 +1078,10 @@ static PyGetSetDef slab_getset[] = {
     {"_fast", (getter)slab_get_fast, NULL, NULL, NULL},
     {"_closed", (getter)slab_get_closed, NULL, NULL, NULL},
     {"_slot_size", (getter)slab_get_slot_size, NULL, NULL, NULL},
+    {"_unmanaged", (getter)slab_get_unmanaged, NULL, NULL, NULL},
+    {"_lock", (getter)slab_get_lock, NULL, NULL, NULL},
+    {"thread_safe", (getter)slab_get_thread_safe, NULL,
+     "True unless made with thread_safe=False (the C operations are atomic either way).", NULL},
     {"_live", (getter)slab_get_live, NULL, NULL, NULL},
     {"_cache", (getter)slab_get_cache, NULL, NULL, NULL},
     {"_cached_ids", (getter)slab_get_cached_ids, NULL, NULL, NULL},

@@ -8,6 +8,10 @@ default and its fast mode) stand two baselines doing the same work:
   per request (freeing is dropping it);
 * ``list floor``: the interpreter's floor for any pool, a bare
   ``list.pop()``/``list.append()`` of ready-made buffers with no checks at all.
+
+When the C core runs, the pair timings also time the pure-Python slabs (the
+specification, marked ``[python]``) in the same process, so that one run
+shows C, Python and ``bytearray`` side by side.
 """
 
 from __future__ import annotations
@@ -22,16 +26,19 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from ..slabs import FreeListSlab, LinearSlab
+from .._implementation import IMPLEMENTATION
+from ..slabs import FreeListSlab, LinearSlab, PureFreeListSlab
 from .timing import Progress, interleaved, no_progress, timed
 
 __all__ = [
     "CONTENDERS",
     "LARGE_SIZE",
+    "PAIR_CONTENDERS",
     "SCENARIOS",
     "SEED_SIZE",
     "SeedComparison",
     "Size",
+    "measure_batches",
     "measure_memory",
     "measure_pairs",
     "run_comparison",
@@ -51,7 +58,7 @@ class Contender:
     make: Callable[[int], tuple[Alloc, Free]]  # slot count -> (alloc, free)
 
 
-def _slab(cls: type[LinearSlab] | type[FreeListSlab], fast: bool, slots: int) -> tuple[Alloc, Free]:
+def _slab(cls: type[LinearSlab | FreeListSlab], fast: bool, slots: int) -> tuple[Alloc, Free]:
     slab = cls(capacity=slots * SLOT, slot_size=SLOT, fast=fast)
     return slab.alloc, slab.free
 
@@ -76,6 +83,16 @@ CONTENDERS: list[Contender] = [
     Contender("bytearray", _bytearray),
     Contender("list floor", _list_floor),
 ]
+
+#: The pair timings' contenders: the pure-Python slabs too when the C core runs.
+PAIR_CONTENDERS: list[Contender] = CONTENDERS + (
+    [
+        Contender("FreeListSlab [python]", partial(_slab, PureFreeListSlab, False)),
+        Contender("FreeListSlab fast [python]", partial(_slab, PureFreeListSlab, True)),
+    ]
+    if IMPLEMENTATION == "c"
+    else []
+)
 
 
 # -- the seed's scenarios ------------------------------------------------------------
@@ -233,7 +250,7 @@ def measure_pairs(
     ``pool.append(pool.pop())`` pair.
     """
     statements: dict[str, Callable[[], float]] = {}
-    for contender in CONTENDERS:
+    for contender in PAIR_CONTENDERS:
         alloc, free = contender.make(slots)
         keep = _fill(alloc, int(slots * occupancy))
         if contender.name == "bytearray":
@@ -244,9 +261,41 @@ def measure_pairs(
     return interleaved(statements, repeats)
 
 
-def _per_call(timer: timeit.Timer, number: int, keep: object) -> float:
+def measure_batches(
+    slots: int = 65_536,
+    occupancy: float = 0.99,
+    batch: int = 64,
+    number: int = 300,
+    repeats: int = 7,
+) -> dict[str, float]:
+    """Seconds per block: ``free_many(alloc_many(batch))`` against ``free(alloc())`` pairs.
+
+    Safe-mode ``FreeListSlab`` (and its pure-Python form when the C core
+    runs), ``occupancy`` of the slots live; each timing covers ``number``
+    batches, or as many blocks in single pairs.
+    """
+    classes = {"FreeListSlab": FreeListSlab}
+    if IMPLEMENTATION == "c":
+        classes["FreeListSlab [python]"] = PureFreeListSlab
+    statements: dict[str, Callable[[], float]] = {}
+    for name, cls in classes.items():
+        slab = cls(capacity=slots * SLOT, slot_size=SLOT)
+        keep = _fill(slab.alloc, min(int(slots * occupancy), slots - batch))
+        many = timeit.Timer(
+            "free_many(alloc_many(batch))",
+            globals={"free_many": slab.free_many, "alloc_many": slab.alloc_many, "batch": batch},
+        )
+        pair = timeit.Timer("free(alloc())", globals={"free": slab.free, "alloc": slab.alloc})
+        statements[f"{name} alloc_many({batch})+free_many"] = partial(
+            _per_call, many, number, keep, batch
+        )
+        statements[f"{name} pair"] = partial(_per_call, pair, number * batch, keep)
+    return interleaved(statements, repeats)
+
+
+def _per_call(timer: timeit.Timer, number: int, keep: object, blocks: int = 1) -> float:
     del keep  # held only so that the occupancy stays while timing
-    return timer.timeit(number) / number
+    return timer.timeit(number) / (number * blocks)
 
 
 def measure_memory(slots: int = 65_536) -> dict[str, dict[str, float]]:

@@ -110,6 +110,13 @@ def _bench(args: argparse.Namespace) -> int:
     print(reports.pairs_table(pairs), end="\n\n")
     document["pairs_seconds"] = pairs
 
+    batches = bench.measure_batches(
+        pair_slots, number=30 if args.quick else 300, repeats=args.repeats
+    )
+    print(f"per block, 99% live, {pair_slots:,} slots (median of {args.repeats})")
+    print(reports.batches_table(batches), end="\n\n")
+    document["batch_seconds_per_block"] = batches
+
     memory = bench.measure_memory(pair_slots)
     print(f"allocator metadata per slot at {pair_slots:,} slots (tracemalloc)")
     print(reports.memory_table(memory), end="\n\n")

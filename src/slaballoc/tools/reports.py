@@ -12,6 +12,7 @@ from .scaling import ScalingRow
 from .tables import format_table
 
 __all__ = [
+    "batches_table",
     "comparison_table",
     "machine",
     "machine_line",
@@ -81,6 +82,15 @@ def pairs_table(pairs: Mapping[str, Mapping[str, float]]) -> str:
     for occupancy in occupancies:
         headers += [f"ns, {occupancy}", "x bytearray"]
     return format_table(headers, rows)
+
+
+def batches_table(batches: Mapping[str, float]) -> str:
+    """Seconds per block of each way of allocating and freeing, fastest first."""
+    rows = [
+        [name, f"{seconds * 1e9:,.1f}"]
+        for name, seconds in sorted(batches.items(), key=lambda item: item[1])
+    ]
+    return format_table(["way", "ns per block"], rows)
 
 
 def memory_table(memory: Mapping[str, Mapping[str, float]]) -> str:
