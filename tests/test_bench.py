@@ -12,6 +12,7 @@ from slaballoc.tools.bench import (
     CONTENDERS,
     PAIR_CONTENDERS,
     SCENARIOS,
+    UNLOCKED,
     Size,
     churn_plan,
     measure_batches,
@@ -47,7 +48,7 @@ def test_comparison_runs_every_scenario_for_every_contender() -> None:
 
 def test_pairs_and_memory_run() -> None:
     pairs = measure_pairs(slots=256, occupancy=0.5, number=200, repeats=1)
-    assert set(pairs) == {c.name for c in PAIR_CONTENDERS}
+    assert set(pairs) == {c.name for c in [*PAIR_CONTENDERS, *UNLOCKED]}
     batches = measure_batches(slots=256, number=5, repeats=1)
     assert all(seconds > 0 for seconds in batches.values())
     memory = measure_memory(slots=256)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -176,3 +178,20 @@ def test_check_reports_corruption() -> None:
     slots._put(slots.allocate())  # the unchecked primitive: handed out, yet on the free stack
     with pytest.raises(InvariantError):
         slots.check()
+
+
+@pytest.mark.parametrize(("alignment", "share"), [(8, 64), (64, 512)])
+def test_best_fit_idle_metadata_is_capacity_over_eight_times_the_alignment(
+    alignment: int, share: int
+) -> None:
+    # The README's figure: the size index costs capacity / 64 bytes at 8-byte alignment.
+    capacity = 64 << 20
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        heap = BestFit(capacity, alignment)
+        cost = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert heap.capacity == capacity
+    assert capacity / share * 0.95 < cost < capacity / share * 1.10

@@ -7,6 +7,7 @@ passes, and ``used`` and ``len()`` are exactly what the model says.
 
 from __future__ import annotations
 
+import pickle
 from itertools import count, pairwise
 
 import pytest
@@ -20,7 +21,14 @@ from hypothesis.stateful import (
     rule,
 )
 
-from slaballoc import DynamicSlab, FreeListSlab, InvalidFreeError, LinearSlab, OutOfMemoryError
+from slaballoc import (
+    BlockInUseError,
+    DynamicSlab,
+    FreeListSlab,
+    InvalidFreeError,
+    LinearSlab,
+    OutOfMemoryError,
+)
 from slaballoc.sizes import round_up
 
 CAPACITY = 2048
@@ -36,6 +44,7 @@ class AllocatorMachine(RuleBasedStateMachine):
     """Shared rules and invariants; subclasses choose the allocator."""
 
     blocks = Bundle("blocks")
+    thread_safe = True
 
     def __init__(self) -> None:
         super().__init__()
@@ -65,6 +74,16 @@ class AllocatorMachine(RuleBasedStateMachine):
             with pytest.raises(InvalidFreeError):
                 self.allocator.free(view)
         return view
+
+    @rule(view=blocks)
+    def exported_block_is_not_freed(self, view: memoryview) -> None:
+        """While PickleBuffer(view) exists, free() refuses and changes nothing (safe mode)."""
+        if id(view) not in self.expected or self.allocator.fast:
+            return
+        export = pickle.PickleBuffer(view)
+        with pytest.raises(BlockInUseError):
+            self.allocator.free(view)
+        export.release()
 
     @rule(kind=st.sampled_from(["none", "foreign view", "bytes"]))
     def foreign_free_is_refused(self, kind: str) -> None:
@@ -99,7 +118,9 @@ class FixedSlabMachine(AllocatorMachine):
     fast = False
 
     def create(self) -> LinearSlab | FreeListSlab:
-        return self.cls(capacity=CAPACITY, slot_size=64, fast=self.fast)
+        return self.cls(
+            capacity=CAPACITY, slot_size=64, fast=self.fast, thread_safe=self.thread_safe
+        )
 
     def block_size(self, view: memoryview) -> int:
         return 64
@@ -131,7 +152,9 @@ class DynamicSlabMachine(AllocatorMachine):
     fast = False
 
     def create(self) -> DynamicSlab:
-        return DynamicSlab(capacity=CAPACITY, alignment=8, fast=self.fast)
+        return DynamicSlab(
+            capacity=CAPACITY, alignment=8, fast=self.fast, thread_safe=self.thread_safe
+        )
 
     def block_size(self, view: memoryview) -> int:
         return round_up(len(view), 8)
@@ -174,6 +197,14 @@ class FastDynamicSlabMachine(DynamicSlabMachine):
     fast = True
 
 
+class UnlockedFreeListSlabMachine(FixedSlabMachine):
+    thread_safe = False
+
+
+class UnlockedDynamicSlabMachine(DynamicSlabMachine):
+    thread_safe = False
+
+
 settings_for_ci = settings(max_examples=60, stateful_step_count=40, deadline=None)
 TestFreeListSlab = FixedSlabMachine.TestCase
 TestLinearSlab = LinearSlabMachine.TestCase
@@ -181,6 +212,8 @@ TestDynamicSlab = DynamicSlabMachine.TestCase
 TestFastFreeListSlab = FastFreeListSlabMachine.TestCase
 TestFastLinearSlab = FastLinearSlabMachine.TestCase
 TestFastDynamicSlab = FastDynamicSlabMachine.TestCase
+TestUnlockedFreeListSlab = UnlockedFreeListSlabMachine.TestCase
+TestUnlockedDynamicSlab = UnlockedDynamicSlabMachine.TestCase
 for case in (
     TestFreeListSlab,
     TestLinearSlab,
@@ -188,6 +221,8 @@ for case in (
     TestFastFreeListSlab,
     TestFastLinearSlab,
     TestFastDynamicSlab,
+    TestUnlockedFreeListSlab,
+    TestUnlockedDynamicSlab,
 ):
     case.settings = settings_for_ci
 del case  # a module-level TestCase name would be collected a second time

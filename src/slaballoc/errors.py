@@ -53,8 +53,8 @@ class DoubleFreeError(InvalidFreeError):
 class BlockInUseError(SlabError, BufferError):
     """A block's view is still exported, so it cannot be freed, moved or closed yet.
 
-    ``pickle.PickleBuffer(view)``, ``numpy.frombuffer(view)`` or a
-    ``readinto``/``recv_into`` in progress hold an export; until it is
+    ``pickle.PickleBuffer(view)`` or a ``readinto``/``recv_into`` in
+    progress (in another thread) hold an export; until it is
     released, handing the block to another owner would let the export write
     into that owner's bytes.  Nothing was changed: release the export (or let
     the I/O finish) and try again.

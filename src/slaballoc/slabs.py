@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from ._accelerate import accelerated
 from ._implementation import core
-from .allocator import BlockAllocator, _is_released
+from .allocator import BlockAllocator
 from .errors import DoubleFreeError, OutOfMemoryError, SlabError
 from .memory import open_memory
 from .policies import FreeList, LinearSearch
@@ -70,8 +70,11 @@ class _SlotAllocator(BlockAllocator):
         ...
         slaballoc.errors.OutOfMemoryError: all 2 slots of 64 bytes are in use: ...
         """
-        with self._lock:
+        self._lock_acquire()
+        try:
             return self._alloc()
+        finally:
+            self._lock_release()
 
     def _alloc(self) -> memoryview:
         try:
@@ -79,8 +82,10 @@ class _SlotAllocator(BlockAllocator):
         except IndexError:
             raise self._slots.out_of_memory() from None
         if self._fast:
-            view = self._cache.get(offset)
-            if view is None or _is_released(view):
+            try:
+                view = self._cache[offset]
+                view.obj  # noqa: B018  (raises ValueError if its owner released it)
+            except (KeyError, ValueError):
                 view = self._cache_view(offset)
         else:
             view = self._memory[offset : offset + self._slot_size]

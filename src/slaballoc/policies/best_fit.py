@@ -38,6 +38,7 @@ from .._implementation import core
 from ..errors import (
     DoubleFreeError,
     InvalidFreeError,
+    InvalidSizeError,
     InvariantError,
     OutOfMemoryError,
     SizeTooLargeError,
@@ -89,6 +90,12 @@ class BestFit:
         capacity = require_count(capacity, "capacity", minimum=0)
         self.alignment: int = require_power_of_two(alignment, "alignment")
         self.capacity: int = capacity - capacity % self.alignment
+        if not self.capacity:
+            raise InvalidSizeError(
+                f"{capacity} bytes hold no block aligned to {self.alignment} bytes, so nothing "
+                f"could ever be allocated: give at least {self.alignment} bytes or a smaller "
+                "alignment"
+            )
         self._mask = self.alignment - 1
         self._used: dict[int, int] = {}  # offset -> size of each live block
         self._used_bytes = 0

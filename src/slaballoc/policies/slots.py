@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from ..errors import DoubleFreeError, InvalidFreeError, InvariantError, OutOfMemoryError
+from ..errors import (
+    DoubleFreeError,
+    InvalidFreeError,
+    InvalidSizeError,
+    InvariantError,
+    OutOfMemoryError,
+)
 from ..sizes import require_count
 from ..stats import ArenaStats
 from .blocks import Block
@@ -41,6 +47,11 @@ class SlotPolicy:
         self.slot_size: int = require_count(slot_size, "slot_size")
         #: Number of slots; bytes past the last whole slot are not managed.
         self.slot_count: int = capacity // self.slot_size
+        if not self.slot_count:
+            raise InvalidSizeError(
+                f"{capacity} bytes hold no slot of {self.slot_size} bytes, so nothing could "
+                f"ever be allocated: give at least {self.slot_size} bytes or a smaller slot_size"
+            )
         #: Bytes managed: ``slot_count * slot_size``.
         self.capacity: int = self.slot_count * self.slot_size
         self._handed_out = bytearray(self.slot_count)  # 1 = live through allocate()

@@ -36,6 +36,7 @@ __all__ = [
     "PAIR_CONTENDERS",
     "SCENARIOS",
     "SEED_SIZE",
+    "UNLOCKED",
     "SeedComparison",
     "Size",
     "measure_batches",
@@ -58,8 +59,10 @@ class Contender:
     make: Callable[[int], tuple[Alloc, Free]]  # slot count -> (alloc, free)
 
 
-def _slab(cls: type[LinearSlab | FreeListSlab], fast: bool, slots: int) -> tuple[Alloc, Free]:
-    slab = cls(capacity=slots * SLOT, slot_size=SLOT, fast=fast)
+def _slab(
+    cls: type[LinearSlab | FreeListSlab], fast: bool, slots: int, *, thread_safe: bool = True
+) -> tuple[Alloc, Free]:
+    slab = cls(capacity=slots * SLOT, slot_size=SLOT, fast=fast, thread_safe=thread_safe)
     return slab.alloc, slab.free
 
 
@@ -93,6 +96,12 @@ PAIR_CONTENDERS: list[Contender] = CONTENDERS + (
     if IMPLEMENTATION == "c"
     else []
 )
+
+
+#: Timed in the pairs only: what the lock costs, against the same slab without it.
+UNLOCKED: list[Contender] = [
+    Contender("FreeListSlab unlocked", partial(_slab, FreeListSlab, False, thread_safe=False)),
+]
 
 
 # -- the seed's scenarios ------------------------------------------------------------
@@ -247,10 +256,11 @@ def measure_pairs(
     """Seconds per ``free(alloc())`` pair, with ``occupancy`` of the slots live.
 
     The baselines are timed the same way: ``bytearray(64)`` alone, and a
-    ``pool.append(pool.pop())`` pair.
+    ``pool.append(pool.pop())`` pair.  ``FreeListSlab unlocked``
+    (``thread_safe=False``) shows what the lock costs per pair.
     """
     statements: dict[str, Callable[[], float]] = {}
-    for contender in PAIR_CONTENDERS:
+    for contender in [*PAIR_CONTENDERS, *UNLOCKED]:
         alloc, free = contender.make(slots)
         keep = _fill(alloc, int(slots * occupancy))
         if contender.name == "bytearray":
