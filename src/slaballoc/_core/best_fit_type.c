@@ -199,6 +199,21 @@ BestFit_init(BestFitObject *self, PyObject *args, PyObject *kwargs)
         PyErr_NoMemory();
         return -1;
     }
+    if (capacity_value < alignment_value) {
+        /* No block could ever fit: the specification refuses, in its words. */
+        PyObject *specification =
+            PyObject_GetAttrString((PyObject *)Py_TYPE(self), "_specification");
+        PyObject *refused = specification == NULL
+                                ? NULL
+                                : PyObject_CallFunctionObjArgs(specification, capacity_obj,
+                                                               alignment_obj, NULL);
+        Py_XDECREF(specification);
+        if (refused != NULL) {
+            Py_DECREF(refused);
+            PyErr_SetString(PyExc_SystemError, "slaballoc: BestFit accepted an empty arena");
+        }
+        return -1;
+    }
     bf_heap *region = PyMem_RawMalloc(bf_region_bytes(BF_MIN_NODE_SLOTS));
     if (region == NULL) {
         PyErr_NoMemory();
