@@ -8,9 +8,13 @@ out-of-range and mid-block offsets, non-ints, floats, bools, huge sizes,
 foreign and released views, exported views.
 """
 
+# The lambdas below are called at once, in the loop iteration that made them.
+# ruff: noqa: B023
+
 from __future__ import annotations
 
 import pickle
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +35,7 @@ def outcome(action: Callable[[], Any]) -> Outcome:
     """What an action did: its result, or its error's type and message."""
     try:
         return ("ok", action())
-    except Exception as error:  # noqa: BLE001  (every error is compared)
+    except Exception as error:
         return ("error", type(error), str(error))
 
 
@@ -158,8 +162,6 @@ def test_best_fit_constructors_refuse_alike(capacity: object, alignment: object)
 
 def test_long_best_fit_runs_agree() -> None:
     """Thousands of blocks: deep trees, many merges, region growth."""
-    import random
-
     rng = random.Random(8)
     pure, fast = PureBestFit(1 << 22, 16), BestFit(1 << 22, 16)
     live: list[int] = []
@@ -173,7 +175,7 @@ def test_long_best_fit_runs_agree() -> None:
             assert fast.resize(offset, size) == pure.resize(offset, size)
         else:
             size = rng.randint(1, 3000)
-            result = same(lambda: pure.allocate(size), lambda: fast.allocate(size))  # noqa: B023
+            result = same(lambda: pure.allocate(size), lambda: fast.allocate(size))
             if result[0] == "ok":
                 live.append(result[1])
         if step % 5000 == 0:
@@ -184,22 +186,133 @@ def test_long_best_fit_runs_agree() -> None:
 # -- DynamicSlab ---------------------------------------------------------------------------
 
 
+Pair = tuple[memoryview, memoryview]  # the pure slab's view, the C slab's view
+
+
 class Twin:
-    """One pure and one C DynamicSlab driven in step; views kept in pairs."""
+    """One pure and one C DynamicSlab driven in step; views kept in pairs.
+
+    Each ``op_*`` method does one kind of operation to both, given a number
+    ``pick`` that chooses among the live blocks, a size and a list of sizes.
+    """
 
     def __init__(self, capacity: int, alignment: int, fast: bool) -> None:
         self.pure = PureDynamicSlab(capacity, alignment=alignment, fast=fast)
         self.fast = DynamicSlab(capacity, alignment=alignment, fast=fast)
-        self.views: list[tuple[memoryview, memoryview]] = []
-        self.dead: list[tuple[memoryview, memoryview]] = []  # freed or replaced
+        self.views: list[Pair] = []
+        self.dead: list[Pair] = []  # freed or replaced
         self.stamp = 0
 
-    def fill(self, pair: tuple[memoryview, memoryview]) -> None:
-        """Write the same new pattern into both blocks."""
+    def both(self, pure_action: Callable[[], Any], fast_action: Callable[[], Any]) -> Any:
+        """Run both; compare errors; return both results when they succeeded."""
+        pure_result, fast_result = outcome(pure_action), outcome(fast_action)
+        assert fast_result[0] == pure_result[0], (pure_result, fast_result)
+        if pure_result[0] == "error":
+            assert fast_result == pure_result
+            return None
+        return pure_result[1], fast_result[1]
+
+    def pick(self, pick: int) -> Pair | None:
+        return self.views[pick % len(self.views)] if self.views else None
+
+    def born(self, pair: Pair) -> None:
+        """A new block: write the same new pattern into both."""
         self.stamp += 1
         pattern = bytes((self.stamp + i) & 0xFF for i in range(len(pair[0])))
         pair[0][:] = pattern
         pair[1][:] = pattern
+        self.views.append(pair)
+
+    def gone(self, pair: Pair) -> None:
+        self.views.remove(pair)
+        self.dead.append(pair)
+
+    def op_alloc(self, pick: int, size: Any, many: list[Any]) -> None:
+        got = self.both(lambda: self.pure.alloc(size), lambda: self.fast.alloc(size))
+        if got is not None:
+            self.born(got)
+
+    def op_free(self, pick: int, size: Any, many: list[Any]) -> None:
+        pair = self.pick(pick)
+        if pair is not None and self.both(
+            lambda: self.pure.free(pair[0]), lambda: self.fast.free(pair[1])
+        ):
+            self.gone(pair)
+
+    def op_realloc(self, pick: int, size: Any, many: list[Any]) -> None:
+        pair = self.pick(pick)
+        if pair is None:
+            return
+        got = self.both(
+            lambda: self.pure.realloc(pair[0], size), lambda: self.fast.realloc(pair[1], size)
+        )
+        if got is not None:
+            self.gone(pair)
+            self.born(got)
+
+    def op_alloc_many(self, pick: int, size: Any, many: list[Any]) -> None:
+        got = self.both(lambda: self.pure.alloc_many(many), lambda: self.fast.alloc_many(many))
+        if got is not None:
+            for pair in zip(*got, strict=True):
+                self.born(pair)
+
+    def op_free_many(self, pick: int, size: Any, many: list[Any]) -> None:
+        chosen = [
+            self.views[(pick + i) % len(self.views)] for i in range(pick % 4 if self.views else 0)
+        ]
+        if pick % 3 == 0 and self.dead:
+            chosen.append(self.dead[pick % len(self.dead)])  # one freed already
+        got = self.both(
+            lambda: self.pure.free_many([p for p, _ in chosen]),
+            lambda: self.fast.free_many([f for _, f in chosen]),
+        )
+        if got is not None:
+            for pair in chosen:
+                self.gone(pair)
+
+    def op_bad_free(self, pick: int, size: Any, many: list[Any]) -> None:
+        """Things that are not live blocks: each refused alike by free, offset_of, realloc."""
+        bad: list[tuple[Any, Any]] = [
+            (None, None),
+            (bytearray(8), bytearray(8)),
+            (memoryview(bytearray(8)), memoryview(bytearray(8))),
+        ]
+        if self.dead:
+            bad.append(self.dead[pick % len(self.dead)])
+        pair = self.pick(pick)
+        if pair is not None and len(pair[0]) > 1:
+            bad.append((pair[0][1:], pair[1][1:]))  # a slice of a live block
+        if not self.pure.closed:
+            bad.append((self.pure.memory, self.fast.memory))
+        pure_obj, fast_obj = bad[pick % len(bad)]
+        self.both(lambda: self.pure.free(pure_obj), lambda: self.fast.free(fast_obj))
+        self.both(lambda: self.pure.offset_of(pure_obj), lambda: self.fast.offset_of(fast_obj))
+        self.both(lambda: self.pure.realloc(pure_obj, 8), lambda: self.fast.realloc(fast_obj, 8))
+
+    def op_exported(self, pick: int, size: Any, many: list[Any]) -> None:
+        """Something exports a view: in safe mode free, realloc and close refuse it.
+
+        (Fast mode never releases views, so there they go ahead.)
+        """
+        pair = self.pick(pick)
+        if pair is None:
+            return
+        exports = pickle.PickleBuffer(pair[0]), pickle.PickleBuffer(pair[1])
+        if pick % 3 == 0:
+            self.op_free(self.views.index(pair), size, many)
+        elif pick % 3 == 1:
+            self.op_realloc(self.views.index(pair), size, many)
+        elif len(self.views) == 1:  # close releases views in its own order: one view only
+            self.op_close(0, size, many)
+        for export in exports:
+            export.release()
+
+    def op_close(self, pick: int, size: Any, many: list[Any]) -> None:
+        if pick % 7 == 0:  # rarely: it ends the interesting part
+            self.both(self.pure.close, self.fast.close)
+            if self.pure.closed:
+                self.dead += self.views
+                self.views = []
 
     def compare(self) -> None:
         pure, fast = self.pure, self.fast
@@ -213,36 +326,14 @@ class Twin:
         assert repr(fast) == repr(pure)
         for pure_view, fast_view in self.views:
             assert fast.offset_of(fast_view) == pure.offset_of(pure_view)
-            assert len(fast_view) == len(pure_view)
+            assert bytes(fast_view) == bytes(pure_view)
         fast.check()
 
 
-def run_both(twin: Twin, pure_action: Callable[[], Any], fast_action: Callable[[], Any]) -> Any:
-    """Run both; compare errors; return both results when they succeeded."""
-    pure_result, fast_result = outcome(pure_action), outcome(fast_action)
-    assert fast_result[0] == pure_result[0], (pure_result, fast_result)
-    if pure_result[0] == "error":
-        assert fast_result == pure_result
-        return None
-    return pure_result[1], fast_result[1]
-
-
+KINDS = ["alloc", "alloc", "free", "realloc", "realloc", "alloc_many", "free_many", "bad_free"]
 slab_operations = st.lists(
     st.tuples(
-        st.sampled_from(
-            [
-                "alloc",
-                "alloc",
-                "free",
-                "realloc",
-                "realloc",
-                "alloc_many",
-                "free_many",
-                "bad_free",
-                "exported",
-                "close",
-            ]
-        ),
+        st.sampled_from([*KINDS, "exported", "close"]),
         st.integers(0, 10**6),
         sizes,
         st.lists(sizes, max_size=5),
@@ -264,102 +355,5 @@ def test_dynamic_slab_in_c_does_what_the_specification_does(
         return  # too small for one block: both refused alike
     twin = Twin(capacity, alignment, fast)
     for kind, pick, size, many in ops:
-        pair = twin.views[pick % len(twin.views)] if twin.views else None
-        if kind == "close" and pick % 7:
-            continue  # close rarely: it ends the interesting part
-        if kind == "alloc":
-            got = run_both(twin, lambda: twin.pure.alloc(size), lambda: twin.fast.alloc(size))  # type: ignore[arg-type]
-            if got is not None:
-                twin.views.append(got)
-                twin.fill(got)
-        elif kind == "free" and pair is not None:
-            run_both(twin, lambda: twin.pure.free(pair[0]), lambda: twin.fast.free(pair[1]))
-            twin.views.remove(pair)
-            twin.dead.append(pair)
-        elif kind == "realloc" and pair is not None:
-            got = run_both(
-                twin,
-                lambda: twin.pure.realloc(pair[0], size),  # type: ignore[arg-type]
-                lambda: twin.fast.realloc(pair[1], size),  # type: ignore[arg-type]
-            )
-            if got is not None:
-                twin.views[twin.views.index(pair)] = got
-                twin.dead.append(pair)
-                twin.fill(got)
-        elif kind == "alloc_many":
-            got = run_both(
-                twin, lambda: twin.pure.alloc_many(many), lambda: twin.fast.alloc_many(many)  # type: ignore[arg-type]
-            )
-            if got is not None:
-                for new_pair in zip(*got, strict=True):
-                    twin.views.append(new_pair)
-                    twin.fill(new_pair)
-        elif kind == "free_many":
-            chosen = [twin.views[(pick + i) % len(twin.views)] for i in range(pick % 4)] if twin.views else []
-            if pick % 3 == 0 and twin.dead:
-                chosen.append(twin.dead[pick % len(twin.dead)])  # one freed already
-            got = run_both(
-                twin,
-                lambda: twin.pure.free_many([p for p, _ in chosen]),
-                lambda: twin.fast.free_many([f for _, f in chosen]),
-            )
-            if got is not None:
-                for gone in chosen:
-                    twin.views.remove(gone)
-                    twin.dead.append(gone)
-        elif kind == "bad_free":
-            bad_pairs: list[tuple[object, object]] = [
-                (None, None),
-                (bytearray(8), bytearray(8)),
-                (memoryview(bytearray(8)), memoryview(bytearray(8))),
-            ]
-            if twin.dead:
-                bad_pairs.append(twin.dead[pick % len(twin.dead)])
-            if pair is not None and len(pair[0]) > 1:
-                bad_pairs.append((pair[0][1:], pair[1][1:]))  # a slice of a live block
-            if not twin.pure.closed:
-                bad_pairs.append((twin.pure.memory, twin.fast.memory))
-            bad_pure, bad_fast = bad_pairs[pick % len(bad_pairs)]
-            run_both(twin, lambda: twin.pure.free(bad_pure), lambda: twin.fast.free(bad_fast))  # type: ignore[arg-type]
-            run_both(
-                twin, lambda: twin.pure.offset_of(bad_pure), lambda: twin.fast.offset_of(bad_fast)  # type: ignore[arg-type]
-            )
-            run_both(
-                twin,
-                lambda: twin.pure.realloc(bad_pure, 8),  # type: ignore[arg-type]
-                lambda: twin.fast.realloc(bad_fast, 8),  # type: ignore[arg-type]
-            )
-        elif kind == "exported" and pair is not None:
-            # Something holds an export of the view: in safe mode free, realloc and
-            # close refuse (fast mode never releases views, so they go ahead).
-            pure_export, fast_export = pickle.PickleBuffer(pair[0]), pickle.PickleBuffer(pair[1])
-            if pick % 3 == 0:
-                if run_both(twin, lambda: twin.pure.free(pair[0]), lambda: twin.fast.free(pair[1])):
-                    twin.views.remove(pair)
-                    twin.dead.append(pair)
-            elif pick % 3 == 1:
-                got = run_both(
-                    twin,
-                    lambda: twin.pure.realloc(pair[0], size),  # type: ignore[arg-type]
-                    lambda: twin.fast.realloc(pair[1], size),  # type: ignore[arg-type]
-                )
-                if got is not None:
-                    twin.views[twin.views.index(pair)] = got
-                    twin.dead.append(pair)
-                    twin.fill(got)
-            elif len(twin.views) == 1:  # close releases views in its own order: one view only
-                run_both(twin, twin.pure.close, twin.fast.close)
-                if twin.pure.closed:
-                    twin.dead += twin.views
-                    twin.views = []
-            pure_export.release()
-            fast_export.release()
-        elif kind == "close":
-            run_both(twin, twin.pure.close, twin.fast.close)
-            if twin.pure.closed:
-                twin.dead += twin.views
-                twin.views = []
+        getattr(twin, "op_" + kind)(pick, size, many)
         twin.compare()
-    if not twin.pure.closed:
-        for pair in twin.views:
-            assert bytes(pair[1]) == bytes(pair[0])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slaballoc import (
+    IMPLEMENTATION,
     BestFit,
     Block,
     DoubleFreeError,
@@ -186,12 +188,24 @@ def test_best_fit_idle_metadata_is_capacity_over_eight_times_the_alignment(
 ) -> None:
     # The README's figure: the size index costs capacity / 64 bytes at 8-byte alignment.
     capacity = 64 << 20
+    heap, cost = _idle_cost(lambda: PureBestFit(capacity, alignment))
+    assert heap.capacity == capacity
+    assert capacity / share * 0.95 < cost < capacity / share * 1.10
+
+
+def _idle_cost(make: Callable[[], BestFit]) -> tuple[BestFit, int]:
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        heap = BestFit(capacity, alignment)
-        cost = tracemalloc.get_traced_memory()[0] - before
+        heap = make()
+        return heap, tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert heap.capacity == capacity
-    assert capacity / share * 0.95 < cost < capacity / share * 1.10
+
+
+@pytest.mark.skipif(IMPLEMENTATION != "c", reason="the C core is not built")
+def test_best_fit_in_c_idle_metadata_does_not_grow_with_the_capacity() -> None:
+    # The C engine keeps one node per block, not an index over every size.
+    small = _idle_cost(lambda: BestFit(4096))[1]
+    large = _idle_cost(lambda: BestFit(1 << 40))[1]
+    assert small == large < 1024

@@ -500,6 +500,105 @@ static PyTypeObject BestFitType = {
     .tp_as_sequence = &BestFit_as_sequence,
 };
 
+/* -- the allocator's lock ------------------------------------------------------------- */
+
+/* One lock per DynamicSlab, taken by its C operations and, as ``_lock``, by the
+ * cold methods borrowed from the specification (``with self._lock:`` in
+ * stats(), check(), blocks()...), so that those see no half-done operation of
+ * another thread.  A thread waiting for it lets go of the GIL first, so the
+ * holder can finish.  Not re-entrant, as threading.Lock. */
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;
+    char held;
+} SlabLockObject;
+
+static void
+lock_take(SlabLockObject *self)
+{
+    if (!PyThread_acquire_lock(self->lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(self->lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    self->held = 1;
+}
+
+static void
+lock_give(SlabLockObject *self)
+{
+    self->held = 0;
+    PyThread_release_lock(self->lock);
+}
+
+static PyObject *
+SlabLock_enter(SlabLockObject *self, PyObject *unused)
+{
+    lock_take(self);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *
+SlabLock_exit(SlabLockObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (!self->held) {
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    lock_give(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+SlabLock_locked(SlabLockObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->held);
+}
+
+static void
+SlabLock_dealloc(SlabLockObject *self)
+{
+    if (self->lock != NULL) {
+        PyThread_free_lock(self->lock);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef SlabLock_methods[] = {
+    {"__enter__", (PyCFunction)SlabLock_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))SlabLock_exit, METH_FASTCALL, NULL},
+    {"acquire", (PyCFunction)SlabLock_enter, METH_NOARGS, "Wait for the lock and take it."},
+    {"release", (PyCFunction)(void (*)(void))SlabLock_exit, METH_FASTCALL, "Give it back."},
+    {"locked", (PyCFunction)SlabLock_locked, METH_NOARGS, NULL},
+    {NULL},
+};
+
+static PyTypeObject SlabLockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "slaballoc._core.AllocatorLock",
+    .tp_basicsize = sizeof(SlabLockObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The lock of a C allocator, shared by its C operations and its Python methods.",
+    .tp_dealloc = (destructor)SlabLock_dealloc,
+    .tp_methods = SlabLock_methods,
+};
+
+static PyObject *
+new_lock(void)
+{
+    SlabLockObject *lock = PyObject_New(SlabLockObject, &SlabLockType);
+    if (lock == NULL) {
+        return NULL;
+    }
+    lock->held = 0;
+    lock->lock = PyThread_allocate_lock();
+    if (lock->lock == NULL) {
+        Py_DECREF(lock);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)lock;
+}
+
 /* -- DynamicSlab ----------------------------------------------------------------------- */
 
 typedef struct {
@@ -511,7 +610,7 @@ typedef struct {
     Py_ssize_t live;        /* views handed out and not freed */
     PyObject *retired;      /* fast mode: weak references to views freed or replaced */
     Py_ssize_t retired_limit;
-    PyObject *lock;         /* threading.Lock for the borrowed cold methods, made on demand */
+    SlabLockObject *lock;   /* see the lock's type above */
     Py_ssize_t unmanaged;   /* bytes of memory past the policy's capacity */
     char fast, closed, thread_safe;
 } DynamicSlabObject;
@@ -634,7 +733,6 @@ DynamicSlab_traverse(DynamicSlabObject *self, visitproc visit, void *arg)
     Py_VISIT(self->policy);
     Py_VISIT(self->memory);
     Py_VISIT(self->retired);
-    Py_VISIT(self->lock);
     return 0;
 }
 
@@ -716,11 +814,14 @@ DynamicSlab_init(DynamicSlabObject *self, PyObject *args, PyObject *kwargs)
         is_thread_safe = PyObject_IsTrue(thread_safe);
     }
     PyObject *retired = is_thread_safe < 0 ? NULL : PyList_New(0);
-    if (retired == NULL) {
+    PyObject *lock = retired == NULL ? NULL : new_lock();
+    if (lock == NULL) {
+        Py_XDECREF(retired);
         Py_DECREF(policy);
         Py_DECREF(memory);
         return -1;
     }
+    Py_XSETREF(self->lock, (SlabLockObject *)lock);
     drop_views(self);
     Py_XSETREF(self->policy, (BestFitObject *)policy);
     Py_XSETREF(self->memory, memory);
@@ -736,7 +837,8 @@ DynamicSlab_init(DynamicSlabObject *self, PyObject *args, PyObject *kwargs)
 static int
 require_slab(DynamicSlabObject *self)
 {
-    if (self->policy == NULL || self->memory == NULL || self->retired == NULL) {
+    if (self->policy == NULL || self->memory == NULL || self->retired == NULL ||
+        self->lock == NULL) {
         PyErr_SetString(PyExc_ValueError, "DynamicSlab.__init__ was not called");
         return -1;
     }
@@ -1020,6 +1122,10 @@ slab_free_many(DynamicSlabObject *self, PyObject *views)
         Py_DECREF(batch);
         return PyErr_NoMemory();
     }
+    int locking = self->thread_safe;
+    if (locking) {
+        lock_take(self->lock);
+    }
     /* Validate all first: each must be live and named once.  A block seen is
      * marked by pointing its slot at the batch (restored below), so a second
      * mention no longer matches. */
@@ -1037,7 +1143,12 @@ slab_free_many(DynamicSlabObject *self, PyObject *views)
     }
     PyObject *result = NULL;
     if (valid < count) {
-        /* The specification says what is wrong (and changes nothing). */
+        /* The specification says what is wrong (and changes nothing); it takes
+         * the lock itself. */
+        if (locking) {
+            lock_give(self->lock);
+            locking = 0;
+        }
         PyObject *call_args = PyTuple_Pack(1, batch);
         if (call_args != NULL) {
             result = slab_spec_call((PyObject *)self, "free_many", call_args);
@@ -1065,10 +1176,15 @@ slab_free_many(DynamicSlabObject *self, PyObject *views)
             }
         }
     }
+    if (locking) {
+        lock_give(self->lock);
+    }
     PyMem_Free(nodes);
     Py_DECREF(batch);
     return result;
 }
+
+static PyObject *close_body(DynamicSlabObject *self);
 
 static PyObject *
 slab_close(DynamicSlabObject *self, PyObject *unused)
@@ -1076,12 +1192,22 @@ slab_close(DynamicSlabObject *self, PyObject *unused)
     if (require_slab(self) < 0) {
         return NULL;
     }
+    if (!self->closed && slab_view_exports(self->memory) > 0) {
+        /* The whole memory is exported: the specification refuses, changing
+         * nothing (it takes the lock itself). */
+        return slab_spec_call((PyObject *)self, "close", NULL);
+    }
+    lock_take(self->lock);
+    PyObject *result = close_body(self);
+    lock_give(self->lock);
+    return result;
+}
+
+static PyObject *
+close_body(DynamicSlabObject *self)
+{
     if (self->closed) {
         Py_RETURN_NONE;
-    }
-    if (slab_view_exports(self->memory) > 0) {
-        /* The whole memory is exported: the specification refuses, changing nothing. */
-        return slab_spec_call((PyObject *)self, "close", NULL);
     }
     for (uint32_t i = 0; i < self->view_slots; i++) {
         if (self->views[i] != NULL && slab_view_release(self->views[i]) < 0) {
@@ -1104,6 +1230,33 @@ slab_close(DynamicSlabObject *self, PyObject *unused)
     }
     Py_RETURN_NONE;
 }
+
+/* The public operations: the bodies above under the allocator's lock (unless
+ * made with thread_safe=False), as the specification's public methods are. */
+#define LOCKED(name, body, parameters, arguments)                                  \
+    static PyObject *name parameters                                                \
+    {                                                                               \
+        if (require_slab(self) < 0) {                                               \
+            return NULL;                                                            \
+        }                                                                           \
+        int locking = self->thread_safe;                                            \
+        if (locking) {                                                              \
+            lock_take(self->lock);                                                  \
+        }                                                                           \
+        PyObject *result = body arguments;                                          \
+        if (locking) {                                                              \
+            lock_give(self->lock);                                                  \
+        }                                                                           \
+        return result;                                                              \
+    }
+
+LOCKED(locked_alloc, slab_alloc, (DynamicSlabObject * self, PyObject *size), (self, size))
+LOCKED(locked_free, slab_free, (DynamicSlabObject * self, PyObject *view), (self, view))
+LOCKED(locked_offset_of, slab_offset_of, (DynamicSlabObject * self, PyObject *view), (self, view))
+LOCKED(locked_alloc_many, slab_alloc_many, (DynamicSlabObject * self, PyObject *sizes),
+       (self, sizes))
+LOCKED(locked_realloc, slab_realloc,
+       (DynamicSlabObject * self, PyObject *const *args, Py_ssize_t nargs), (self, args, nargs))
 
 static Py_ssize_t
 slab_len(DynamicSlabObject *self)
@@ -1168,12 +1321,10 @@ slab_get_retired(DynamicSlabObject *self, void *closure)
 static PyObject *
 slab_get_lock(DynamicSlabObject *self, void *closure)
 {
-    if (self->lock == NULL) {
-        PyObject *threading = PyImport_ImportModule("threading");
-        self->lock = threading ? PyObject_CallMethod(threading, "Lock", NULL) : NULL;
-        Py_XDECREF(threading);
+    if (require_slab(self) < 0) {
+        return NULL;
     }
-    return Py_XNewRef(self->lock);
+    return Py_NewRef((PyObject *)self->lock);
 }
 
 static PyObject *
@@ -1224,19 +1375,19 @@ static PyGetSetDef DynamicSlab_getset[] = {
 };
 
 static PyMethodDef DynamicSlab_methods[] = {
-    {"alloc", (PyCFunction)slab_alloc, METH_O,
+    {"alloc", (PyCFunction)locked_alloc, METH_O,
      "Return a writable memoryview of exactly ``size`` bytes.  O(log n)."},
     {"_alloc", (PyCFunction)slab_alloc, METH_O, NULL},
-    {"free", (PyCFunction)slab_free, METH_O, "Give back a block that ``alloc`` returned."},
+    {"free", (PyCFunction)locked_free, METH_O, "Give back a block that ``alloc`` returned."},
     {"_free", (PyCFunction)slab_free, METH_O, NULL},
-    {"realloc", (PyCFunction)(void (*)(void))slab_realloc, METH_FASTCALL,
+    {"realloc", (PyCFunction)(void (*)(void))locked_realloc, METH_FASTCALL,
      "Resize a live block, keeping its contents; return the view to use from now on."},
     {"_realloc", (PyCFunction)(void (*)(void))slab_realloc, METH_FASTCALL, NULL},
-    {"alloc_many", (PyCFunction)slab_alloc_many, METH_O,
+    {"alloc_many", (PyCFunction)locked_alloc_many, METH_O,
      "Allocate a block of each size: all of them, or (if one fails) none."},
     {"free_many", (PyCFunction)slab_free_many, METH_O,
      "Free several blocks: all of them, or (if any is not live) none of them."},
-    {"offset_of", (PyCFunction)slab_offset_of, METH_O, "The offset of a live block.  O(1)."},
+    {"offset_of", (PyCFunction)locked_offset_of, METH_O, "The offset of a live block.  O(1)."},
     {"close", (PyCFunction)slab_close, METH_NOARGS,
      "Release every view this allocator made, then its hold on the memory."},
     {NULL},
@@ -1264,7 +1415,8 @@ static PyTypeObject DynamicSlabType = {
 int
 _slaballoc_add_best_fit(PyObject *module)
 {
-    if (PyType_Ready(&BestFitType) < 0 || PyType_Ready(&DynamicSlabType) < 0) {
+    if (PyType_Ready(&BestFitType) < 0 || PyType_Ready(&DynamicSlabType) < 0 ||
+        PyType_Ready(&SlabLockType) < 0) {
         return -1;
     }
     Py_INCREF(&BestFitType);
