@@ -597,11 +597,15 @@ bf_size_of(const bf_heap *heap, bf_off offset, bf_off *size)
 bf_status
 bf_release(bf_heap *heap, bf_off offset, bf_off *size)
 {
-    bf_status status = bf_size_of(heap, offset, size);
-    if (status == BF_OK) {
-        bf_release_node(heap, bf_find(heap, offset));
+    bf_idx n = bf_find(heap, offset);
+    if (n == 0) {
+        return BF_NOT_LIVE;
     }
-    return status;
+    if (nodes_of(heap)[n].flags & BF_NODE_FREE) {
+        return BF_FREED;
+    }
+    *size = bf_release_node(heap, n);
+    return BF_OK;
 }
 
 bf_off
