@@ -205,7 +205,8 @@ def _idle_cost(make: Callable[[], BestFit]) -> tuple[BestFit, int]:
 
 @pytest.mark.skipif(IMPLEMENTATION != "c", reason="the C core is not built")
 def test_best_fit_in_c_idle_metadata_does_not_grow_with_the_capacity() -> None:
-    # The C engine keeps one node per block, not an index over every size.
+    # The C engine keeps one node per block and a fixed header (the small-size
+    # trees' roots and bitmap), not an index over every size.
     small = _idle_cost(lambda: BestFit(4096))[1]
     large = _idle_cost(lambda: BestFit(1 << 40))[1]
-    assert small == large < 1024
+    assert small == large < 4096

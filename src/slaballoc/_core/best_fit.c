@@ -178,14 +178,67 @@ paint(bf_heap *heap, bf_idx x, int red)
     }
 }
 
+/* The tree that holds (or would hold) free blocks of `size` bytes. */
+static inline bf_idx *
+root_for(bf_heap *heap, bf_off size)
+{
+    bf_off units = size >> heap->align_shift;
+    return units < BF_BINS ? &heap->bin_root[units] : &heap->root;
+}
+
+static inline int
+lowest_bit(uint64_t word)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return __builtin_ctzll(word);
+#else
+    int bit = 0;
+    while (!(word & 1u)) {
+        word >>= 1;
+        bit++;
+    }
+    return bit;
+#endif
+}
+
+static inline int
+highest_bit(uint64_t word)
+{
+#if defined(__GNUC__) || defined(__clang__)
+    return 63 - __builtin_clzll(word);
+#else
+    int bit = 0;
+    while (word >>= 1) {
+        bit++;
+    }
+    return bit;
+#endif
+}
+
+/* Keep bin_map's bit for the small-size tree at `root` in step with it. */
+static void
+update_bin_bit(bf_heap *heap, const bf_idx *root)
+{
+    if (root == &heap->root) {
+        return;
+    }
+    size_t units = (size_t)(root - heap->bin_root);
+    uint64_t bit = UINT64_C(1) << (units & 63u);
+    uint64_t word = heap->bin_map[units >> 6];
+    uint64_t updated = *root != 0 ? (word | bit) : (word & ~bit);
+    if (updated != word) {
+        SET(heap->bin_map[units >> 6], updated);
+    }
+}
+
 /* Make `child` take the place of `old` under old's parent. */
 static void
-replace_child(bf_heap *heap, bf_idx old, bf_idx child)
+replace_child(bf_heap *heap, bf_idx *root, bf_idx old, bf_idx child)
 {
     bf_node *nd = nodes_of(heap);
     bf_idx parent = nd[old].parent;
     if (parent == 0) {
-        SET(heap->root, child);
+        SET(*root, child);
     }
     else if (nd[parent].left == old) {
         SET(nd[parent].left, child);
@@ -197,7 +250,7 @@ replace_child(bf_heap *heap, bf_idx old, bf_idx child)
 }
 
 static void
-rotate_left(bf_heap *heap, bf_idx x)
+rotate_left(bf_heap *heap, bf_idx *root, bf_idx x)
 {
     bf_node *nd = nodes_of(heap);
     bf_idx y = nd[x].right;
@@ -205,13 +258,13 @@ rotate_left(bf_heap *heap, bf_idx x)
     if (nd[y].left != 0) {
         SET(nd[nd[y].left].parent, x);
     }
-    replace_child(heap, x, y);
+    replace_child(heap, root, x, y);
     SET(nd[y].left, x);
     SET(nd[x].parent, y);
 }
 
 static void
-rotate_right(bf_heap *heap, bf_idx x)
+rotate_right(bf_heap *heap, bf_idx *root, bf_idx x)
 {
     bf_node *nd = nodes_of(heap);
     bf_idx y = nd[x].left;
@@ -219,7 +272,7 @@ rotate_right(bf_heap *heap, bf_idx x)
     if (nd[y].right != 0) {
         SET(nd[nd[y].right].parent, x);
     }
-    replace_child(heap, x, y);
+    replace_child(heap, root, x, y);
     SET(nd[y].right, x);
     SET(nd[x].parent, y);
 }
@@ -228,8 +281,9 @@ static void
 tree_insert(bf_heap *heap, bf_idx z)
 {
     bf_node *nd = nodes_of(heap);
+    bf_idx *root = root_for(heap, nd[z].size);
     bf_idx parent = 0;
-    for (bf_idx x = heap->root; x != 0; x = key_less(nd, z, x) ? nd[x].left : nd[x].right) {
+    for (bf_idx x = *root; x != 0; x = key_less(nd, z, x) ? nd[x].left : nd[x].right) {
         parent = x;
     }
     SET(nd[z].parent, parent);
@@ -237,7 +291,8 @@ tree_insert(bf_heap *heap, bf_idx z)
     SET(nd[z].right, 0u);
     SET(nd[z].flags, nd[z].flags | BF_NODE_FREE | BF_NODE_RED);
     if (parent == 0) {
-        SET(heap->root, z);
+        SET(*root, z);
+        update_bin_bit(heap, root);
     }
     else if (key_less(nd, z, parent)) {
         SET(nd[parent].left, z);
@@ -259,12 +314,12 @@ tree_insert(bf_heap *heap, bf_idx z)
             }
             if (z == nd[p].right) {
                 z = p;
-                rotate_left(heap, z);
+                rotate_left(heap, root, z);
                 p = nd[z].parent;
             }
             paint(heap, p, 0);
             paint(heap, g, 1);
-            rotate_right(heap, g);
+            rotate_right(heap, root, g);
         }
         else {
             bf_idx uncle = nd[g].left;
@@ -277,15 +332,15 @@ tree_insert(bf_heap *heap, bf_idx z)
             }
             if (z == nd[p].left) {
                 z = p;
-                rotate_right(heap, z);
+                rotate_right(heap, root, z);
                 p = nd[z].parent;
             }
             paint(heap, p, 0);
             paint(heap, g, 1);
-            rotate_left(heap, g);
+            rotate_left(heap, root, g);
         }
     }
-    paint(heap, heap->root, 0);
+    paint(heap, *root, 0);
 }
 
 static bf_idx
@@ -301,15 +356,16 @@ static void
 tree_remove(bf_heap *heap, bf_idx z)
 {
     bf_node *nd = nodes_of(heap);
+    bf_idx *root = root_for(heap, nd[z].size);
     bf_idx y = z, x;
     int removed_red = is_red(nd, y);
     if (nd[z].left == 0) {
         x = nd[z].right;
-        replace_child(heap, z, x);
+        replace_child(heap, root, z, x);
     }
     else if (nd[z].right == 0) {
         x = nd[z].left;
-        replace_child(heap, z, x);
+        replace_child(heap, root, z, x);
     }
     else {
         y = tree_minimum(nd, nd[z].right);
@@ -319,28 +375,29 @@ tree_remove(bf_heap *heap, bf_idx z)
             SET(nd[x].parent, y);
         }
         else {
-            replace_child(heap, y, x);
+            replace_child(heap, root, y, x);
             SET(nd[y].right, nd[z].right);
             SET(nd[nd[y].right].parent, y);
         }
-        replace_child(heap, z, y);
+        replace_child(heap, root, z, y);
         SET(nd[y].left, nd[z].left);
         SET(nd[nd[y].left].parent, y);
         paint(heap, y, is_red(nd, z));
     }
     SET(nd[z].flags, nd[z].flags & ~(BF_NODE_FREE | BF_NODE_RED));
+    update_bin_bit(heap, root);
     if (removed_red) {
         return;
     }
     /* x carries an extra black: push it up or resolve it. */
-    while (x != heap->root && !is_red(nd, x)) {
+    while (x != *root && !is_red(nd, x)) {
         bf_idx p = nd[x].parent;
         if (x == nd[p].left) {
             bf_idx w = nd[p].right;
             if (is_red(nd, w)) {
                 paint(heap, w, 0);
                 paint(heap, p, 1);
-                rotate_left(heap, p);
+                rotate_left(heap, root, p);
                 w = nd[p].right;
             }
             if (!is_red(nd, nd[w].left) && !is_red(nd, nd[w].right)) {
@@ -351,20 +408,20 @@ tree_remove(bf_heap *heap, bf_idx z)
             if (!is_red(nd, nd[w].right)) {
                 paint(heap, nd[w].left, 0);
                 paint(heap, w, 1);
-                rotate_right(heap, w);
+                rotate_right(heap, root, w);
                 w = nd[p].right;
             }
             paint(heap, w, is_red(nd, p));
             paint(heap, p, 0);
             paint(heap, nd[w].right, 0);
-            rotate_left(heap, p);
+            rotate_left(heap, root, p);
         }
         else {
             bf_idx w = nd[p].left;
             if (is_red(nd, w)) {
                 paint(heap, w, 0);
                 paint(heap, p, 1);
-                rotate_right(heap, p);
+                rotate_right(heap, root, p);
                 w = nd[p].left;
             }
             if (!is_red(nd, nd[w].left) && !is_red(nd, nd[w].right)) {
@@ -375,15 +432,15 @@ tree_remove(bf_heap *heap, bf_idx z)
             if (!is_red(nd, nd[w].left)) {
                 paint(heap, nd[w].right, 0);
                 paint(heap, w, 1);
-                rotate_left(heap, w);
+                rotate_left(heap, root, w);
                 w = nd[p].left;
             }
             paint(heap, w, is_red(nd, p));
             paint(heap, p, 0);
             paint(heap, nd[w].left, 0);
-            rotate_right(heap, p);
+            rotate_right(heap, root, p);
         }
-        x = heap->root;
+        x = *root;
     }
     paint(heap, x, 0);
 }
@@ -394,6 +451,22 @@ static bf_idx
 best_fit(const bf_heap *heap, bf_off need)
 {
     const bf_node *nd = nodes_of(heap);
+    bf_off units = need >> heap->align_shift;
+    if (units < BF_BINS) {
+        /* The first non-empty small size >= need; its lowest address. */
+        size_t word = (size_t)(units >> 6);
+        uint64_t bits = heap->bin_map[word] & (~UINT64_C(0) << (units & 63u));
+        while (bits == 0 && ++word < BF_BINS / 64) {
+            bits = heap->bin_map[word];
+        }
+        if (bits != 0) {
+            bf_idx x = heap->bin_root[word * 64 + (size_t)lowest_bit(bits)];
+            while (nd[x].left != 0) {
+                x = nd[x].left;
+            }
+            return x;
+        }
+    }
     bf_idx best = 0;
     for (bf_idx x = heap->root; x != 0;) {
         if (nd[x].size >= need) {
@@ -489,6 +562,7 @@ bf_init(bf_heap *heap, uint32_t node_slots, uint64_t capacity, uint64_t alignmen
     memset(heap, 0, nodes_at());
     lay_out(heap, node_slots);
     SET(heap->alignment, alignment);
+    SET(heap->align_shift, (uint32_t)lowest_bit(alignment));
     SET(heap->capacity, capacity - capacity % alignment);
     memset(nodes_of(heap), 0, (size_t)node_slots * sizeof(bf_node));
     memset(hash_of(heap), 0, (size_t)heap->hash_slots * sizeof(uint32_t));
@@ -695,6 +769,12 @@ bf_largest_free(const bf_heap *heap)
     const bf_node *nd = nodes_of(heap);
     bf_idx x = heap->root;
     if (x == 0) {
+        for (size_t word = BF_BINS / 64; word-- > 0;) {
+            if (heap->bin_map[word] != 0) {
+                return (bf_off)(word * 64 + (size_t)highest_bit(heap->bin_map[word]))
+                       << heap->align_shift;
+            }
+        }
         return 0;
     }
     while (nd[x].right != 0) {
@@ -731,10 +811,11 @@ bf_node_at(const bf_heap *heap, bf_idx node)
 
 /* -- the checker --------------------------------------------------------------------- */
 
-/* Black height of the subtree at x, or -1 when it breaks a rule; counts its nodes. */
+/* Black height of the subtree at x, or -1 when it breaks a rule; counts its nodes.
+ * `tree` is the small size (units) every node must have, or BF_BINS: the large tree. */
 static int
-check_subtree(const bf_heap *heap, bf_idx x, bf_idx parent, uint64_t *count, int depth,
-              bf_off *where)
+check_subtree(const bf_heap *heap, size_t tree, bf_idx x, bf_idx parent, uint64_t *count,
+              int depth, bf_off *where)
 {
     const bf_node *nd = nodes_of(heap);
     if (x == 0) {
@@ -742,6 +823,8 @@ check_subtree(const bf_heap *heap, bf_idx x, bf_idx parent, uint64_t *count, int
     }
     *where = nd[x].start;
     if (depth > 128 || x >= heap->node_slots || nd[x].parent != parent ||
+        (tree < BF_BINS ? nd[x].size >> heap->align_shift != tree
+                        : nd[x].size >> heap->align_shift < BF_BINS) ||
         (nd[x].flags & (BF_NODE_IN_USE | BF_NODE_FREE)) != (BF_NODE_IN_USE | BF_NODE_FREE) ||
         (nd[x].left != 0 && (nd[x].left >= heap->node_slots || !key_less(nd, nd[x].left, x))) ||
         (nd[x].right != 0 && (nd[x].right >= heap->node_slots || !key_less(nd, x, nd[x].right))) ||
@@ -749,11 +832,11 @@ check_subtree(const bf_heap *heap, bf_idx x, bf_idx parent, uint64_t *count, int
         return -1;
     }
     ++*count;
-    int left = check_subtree(heap, nd[x].left, x, count, depth + 1, where);
+    int left = check_subtree(heap, tree, nd[x].left, x, count, depth + 1, where);
     if (left < 0) {
         return -1;
     }
-    int right = check_subtree(heap, nd[x].right, x, count, depth + 1, where);
+    int right = check_subtree(heap, tree, nd[x].right, x, count, depth + 1, where);
     if (right != left) {
         *where = nd[x].start;
         return -1;
@@ -811,9 +894,21 @@ bf_check(const bf_heap *heap, bf_off *where)
     if (heap->hash_count != blocks) {
         return BF_CHECK_HASH;
     }
-    uint64_t in_tree = 0;
-    if ((heap->root != 0 && (is_red(nd, heap->root) || nd[heap->root].parent != 0)) ||
-        check_subtree(heap, heap->root, 0, &in_tree, 0, where) < 0 || in_tree != free) {
+    uint64_t in_trees = 0;
+    for (size_t tree = 0; tree <= BF_BINS; tree++) {
+        /* The small-size trees, then the large one (tree == BF_BINS). */
+        bf_idx root = tree < BF_BINS ? heap->bin_root[tree] : heap->root;
+        uint64_t in_tree = 0;
+        if (tree < BF_BINS && (root != 0) != ((heap->bin_map[tree >> 6] >> (tree & 63u)) & 1u)) {
+            return BF_CHECK_TREE;
+        }
+        if ((root != 0 && (is_red(nd, root) || nd[root].parent != 0)) ||
+            check_subtree(heap, tree, root, 0, &in_tree, 0, where) < 0) {
+            return BF_CHECK_TREE;
+        }
+        in_trees += in_tree;
+    }
+    if (in_trees != free) {
         return BF_CHECK_TREE;
     }
     uint64_t unused = 0;
