@@ -74,11 +74,13 @@ unit-python: $(STAMP)
 # the installed (instrumented) package is imported, not the source tree's build.
 sanitize:
 	test -x $(ASAN_VENV)/bin/python || $(PYTHON) -m venv $(ASAN_VENV)
-	$(ASAN_VENV)/bin/python -m pip install --quiet --upgrade pip pytest hypothesis
+	$(ASAN_VENV)/bin/python -m pip install --quiet --upgrade pip pytest hypothesis numpy
+	rm -rf build  # setuptools reuses objects found there: never mix this build with others
 	SLABALLOC_REQUIRE_CORE=1 \
 	SLABALLOC_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -O1" \
 	SLABALLOC_LDFLAGS="-fsanitize=address,undefined" \
 	  $(ASAN_VENV)/bin/python -m pip install --quiet --no-deps --force-reinstall --no-cache-dir .
+	rm -rf build
 	$(SANITIZED) $(ASAN_VENV)/bin/python -c "import slaballoc, sys; \
 	  print('sanitized core:', slaballoc._implementation.core.__file__); \
 	  sys.exit(slaballoc.IMPLEMENTATION != 'c' or 'site-packages' not in slaballoc.__file__)"
@@ -87,8 +89,9 @@ sanitize:
 
 # A wheel with the compiled core, and what it holds.
 wheel: $(STAMP)
-	rm -rf dist
+	rm -rf dist build
 	SLABALLOC_REQUIRE_CORE=1 $(BIN)/python -m pip wheel --quiet --no-deps -w dist .
+	rm -rf build
 	$(BIN)/python -m zipfile -l dist/*.whl
 
 bench: $(STAMP)

@@ -10,6 +10,7 @@ blocks, the stats, the length and the repr.
 from __future__ import annotations
 
 import pickle
+import sys
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -72,9 +73,13 @@ class Twins:
         """
         pure = outcome(lambda: action(self.pure, 0), lambda r: describe(self.pure, r))
         c = outcome(lambda: action(self.c, 1), lambda r: describe(self.c, r))
-        assert pure == c
         if pure[0] == "raised" and pure[1] is BlockInUseError and "cannot close" in pure[2]:
+            # Which exported block is named depends on the order each side looks in
+            # (allocation order in Python, address order in C): both name an exported one.
+            assert c[:2] == pure[:2]
+            assert c[2].startswith("cannot close ")
             return False
+        assert pure == c
         assert observe(self.pure) == observe(self.c)
         return True
 
@@ -118,7 +123,7 @@ def pick(data: st.DataObject, twins: Twins) -> Callable[[int], object]:
     return lambda side: foreign[kind]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     data=st.data(),
     classes=st.sampled_from(SLABS),
@@ -213,6 +218,10 @@ def ignore(allocator: Any, result: Any) -> Any:
 def test_slot_policies_behave_as_their_specification(
     data: st.DataObject, classes: tuple[type, type], capacity: int, slot_size: int
 ) -> None:
+    made = [outcome(partial(cls, capacity, slot_size), lambda policy: None) for cls in classes]
+    assert made[0] == made[1]
+    if made[0][0] == "raised":  # a policy that could hold nothing
+        return
     pure, c = classes[0](capacity, slot_size), classes[1](capacity, slot_size)
 
     def state(policy: Any) -> tuple[Any, ...]:
@@ -248,3 +257,24 @@ def test_the_c_classes_are_in_use() -> None:
     # Guard against a build that silently fell back to Python.
     assert type(FreeListSlab()).__mro__[-2].__module__ == "slaballoc._core"
     assert FreeListSlab is not PureFreeListSlab
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_block_views_are_exactly_slices_of_the_memory(fast: bool) -> None:
+    # The C core builds views by narrowing a new view of the memory (views.c), relying on
+    # CPython's memoryview layout: on every version, it must be what slicing would give.
+    slab = FreeListSlab(capacity=64 * 8, slot_size=64, fast=fast)
+    view = slab.alloc_many(3)[2]
+    offset = slab.offset_of(view)
+    expected = slab.memory[offset : offset + 64]
+    for attribute in ("format", "itemsize", "ndim", "shape", "strides", "suboffsets", "readonly"):
+        assert getattr(view, attribute) == getattr(expected, attribute), attribute
+    assert (view.nbytes, view.c_contiguous, view.contiguous) == (64, True, True)
+    assert view.obj is expected.obj
+    view[:] = bytes(range(64))
+    assert bytes(slab.memory[offset : offset + 64]) == bytes(range(64))
+    assert bytes(slab.memory[offset - 64 : offset]) == bytes(64)  # nothing written before it
+    assert view[1:3].tobytes() == b"\x01\x02"
+    assert view.cast("I")[1] == int.from_bytes(bytes(range(4, 8)), sys.byteorder)
+    with pytest.raises(IndexError):
+        view[64]

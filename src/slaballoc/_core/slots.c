@@ -160,6 +160,18 @@ static int slots_init(SlotsObject *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     Py_ssize_t count = capacity / slot_size;
+    if (count == 0) {
+        /* A policy that can hold nothing: the specification refuses it, with its reason. */
+        PyObject *specification = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "_specification");
+        PyObject *refused = specification == NULL ? NULL : PyObject_Call(specification, args, kwargs);
+        Py_XDECREF(specification);
+        if (refused != NULL) {
+            Py_DECREF(refused);
+            PyErr_SetString(PyExc_SystemError,
+                            "slaballoc: the C core refused a policy the specification accepts");
+        }
+        return -1;
+    }
     uint64_t *handed_out = PyMem_Calloc((size_t)count / 64 + 1, sizeof(uint64_t));
     uint8_t *used = NULL;
     uint32_t *stack = NULL;
@@ -890,11 +902,13 @@ static Py_ssize_t slab_length(SlabObject *self)
     return self->live_count;
 }
 
-/* The first slot whose view (live, or cached in fast mode) is exported, or -1. */
-static Py_ssize_t slab_first_exported(SlabObject *self)
+/* A slot whose view is exported, or -1: a live block's first, as the specification
+ * looks at live views before the cached views of freed slots (fast mode). */
+static Py_ssize_t slab_first_exported(SlabObject *self, int live)
 {
     for (Py_ssize_t slot = 0; slot < self->slots->slot_count; slot++) {
-        if (self->views[slot] != NULL && slab_view_exports(self->views[slot]) > 0) {
+        if (self->views[slot] != NULL && live_test(self, slot) == live &&
+            slab_view_exports(self->views[slot]) > 0) {
             return slot;
         }
     }
@@ -914,10 +928,16 @@ static PyObject *slab_close(SlabObject *self, PyObject *unused)
         slab_spec_raise((PyObject *)self, "close", NULL);
         return NULL;
     }
-    Py_ssize_t exported = slab_first_exported(self);
-    if (exported >= 0) {
-        /* Unlike the specification, nothing was released yet: all or nothing. */
-        slab_raise_in_use(self, exported, "close");
+    Py_ssize_t exported = slab_first_exported(self, 1);
+    if (exported >= 0 || slab_first_exported(self, 0) >= 0) {
+        /* Unlike the specification, nothing was released yet: all or nothing.
+         * (A freed slot's cached view is named as such: offset -1.) */
+        PyObject *args = Py_BuildValue(
+            "(ns)", exported < 0 ? (Py_ssize_t)-1 : exported * self->slots->slot_size, "close");
+        if (args != NULL) {
+            slab_raise_from_method((PyObject *)self, "_in_use", args);
+            Py_DECREF(args);
+        }
         return NULL;
     }
     for (Py_ssize_t slot = 0; slot < self->slots->slot_count; slot++) {

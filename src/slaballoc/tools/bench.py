@@ -87,20 +87,27 @@ CONTENDERS: list[Contender] = [
     Contender("list floor", _list_floor),
 ]
 
-#: The pair timings' contenders: the pure-Python slabs too when the C core runs.
-PAIR_CONTENDERS: list[Contender] = CONTENDERS + (
-    [
-        Contender("FreeListSlab [python]", partial(_slab, PureFreeListSlab, False)),
-        Contender("FreeListSlab fast [python]", partial(_slab, PureFreeListSlab, True)),
-    ]
-    if IMPLEMENTATION == "c"
-    else []
-)
-
-
 #: Timed in the pairs only: what the lock costs, against the same slab without it.
 UNLOCKED: list[Contender] = [
     Contender("FreeListSlab unlocked", partial(_slab, FreeListSlab, False, thread_safe=False)),
+]
+
+#: The pair timings' contenders: the pure-Python slabs too when the C core runs.
+PAIR_CONTENDERS: list[Contender] = [
+    *CONTENDERS,
+    *UNLOCKED,
+    *(
+        [
+            Contender("FreeListSlab [python]", partial(_slab, PureFreeListSlab, False)),
+            Contender("FreeListSlab fast [python]", partial(_slab, PureFreeListSlab, True)),
+            Contender(
+                "FreeListSlab unlocked [python]",
+                partial(_slab, PureFreeListSlab, False, thread_safe=False),
+            ),
+        ]
+        if IMPLEMENTATION == "c"
+        else []
+    ),
 ]
 
 
@@ -260,7 +267,7 @@ def measure_pairs(
     (``thread_safe=False``) shows what the lock costs per pair.
     """
     statements: dict[str, Callable[[], float]] = {}
-    for contender in [*PAIR_CONTENDERS, *UNLOCKED]:
+    for contender in PAIR_CONTENDERS:
         alloc, free = contender.make(slots)
         keep = _fill(alloc, int(slots * occupancy))
         if contender.name == "bytearray":
