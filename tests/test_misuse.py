@@ -72,9 +72,16 @@ def test_free_during_a_threads_readinto_waits_for_the_io(make: Make) -> None:
     block = take(allocator, 16)
     read_end, write_end = os.pipe()
     with os.fdopen(read_end, "rb", buffering=0) as pipe:
-        reader = threading.Thread(target=pipe.readinto, args=(block,))
+        reading = threading.Event()
+
+        def read() -> None:
+            reading.set()
+            pipe.readinto(block)
+
+        reader = threading.Thread(target=read)
         reader.start()
-        time.sleep(0.2)  # until readinto blocks on the empty pipe, holding an export of the view
+        assert reading.wait(timeout=30)
+        time.sleep(0.2)  # readinto is now blocked on the empty pipe, holding an export of the view
         try:
             before = state(allocator)
             with pytest.raises(BlockInUseError):
@@ -265,8 +272,18 @@ def test_slot_policies_refuse_offsets_that_are_not_ints(
 # -- 4. all or nothing, whatever is raised ---------------------------------------------------
 
 
+class _Raising:
+    """A size whose conversion to int raises: an interruption half-way through the blocks."""
+
+    def __init__(self, raised: type[BaseException]) -> None:
+        self.raised = raised
+
+    def __index__(self) -> int:
+        raise self.raised("interrupted")
+
+
 @pytest.mark.parametrize("raised", [ValueError, KeyboardInterrupt])
-def test_dynamic_alloc_many_gives_back_everything_when_the_iterable_raises(
+def test_dynamic_alloc_many_gives_back_everything_whatever_is_raised(
     raised: type[BaseException],
 ) -> None:
     slab = DynamicSlab()
@@ -281,9 +298,27 @@ def test_dynamic_alloc_many_gives_back_everything_when_the_iterable_raises(
     with pytest.raises(raised):
         slab.alloc_many(sizes())
     assert state(slab) == before
+    with pytest.raises(raised):
+        slab.alloc_many([16, 32, _Raising(raised)])  # type: ignore[list-item]
+    assert state(slab) == before
     assert len(slab) == 1
     slab.free(keep)
     assert [(block.size, block.live) for block in slab.blocks()] == [(4096, False)]
+
+
+def test_alloc_many_of_sizes_that_allocate_themselves_does_not_deadlock() -> None:
+    slab = DynamicSlab()
+    result: list[list[memoryview]] = []
+
+    def sizes() -> Iterator[int]:
+        yield len(slab.alloc(8))  # the caller's iterable uses the same allocator
+
+    worker = threading.Thread(target=lambda: result.append(slab.alloc_many(sizes())))
+    worker.start()
+    worker.join(timeout=10)
+    assert not worker.is_alive(), "alloc_many() held its lock while reading the sizes"
+    assert [len(view) for view in result[0]] == [8]
+    assert len(slab) == 2
 
 
 # -- 5. closing always lets go of the buffer -------------------------------------------------

@@ -212,14 +212,16 @@ class BlockAllocator:
     @property
     def used(self) -> int:
         """Bytes handed out (for variable sizes, alignment padding included)."""
-        self._require_open()
-        return self._policy.used
+        with self._lock:
+            self._require_open()
+            return self._policy.used
 
     @property
     def largest_free(self) -> int:
         """The largest block that could be allocated now."""
-        self._require_open()
-        return self._policy.largest_free
+        with self._lock:
+            self._require_open()
+            return self._policy.largest_free
 
     @property
     def unmanaged(self) -> int:
@@ -373,8 +375,9 @@ class BlockAllocator:
         :class:`~slaballoc.errors.BlockInUseError` is raised and the allocator
         stays open with every block live.  A memoryview cannot be un-released,
         so the views released before the exported one was met stay released
-        (their blocks stay live: free them as usual); release exports before
-        closing.
+        (their blocks stay live: free them as usual), and ``memory`` is a new
+        view of the same bytes; release exports before closing.  If
+        ``memory`` itself is exported, nothing at all changes.
 
         >>> import mmap
         >>> from slaballoc import FreeListSlab

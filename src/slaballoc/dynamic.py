@@ -107,9 +107,9 @@ class DynamicSlab(BlockAllocator):
     def alloc_many(self, sizes: Iterable[int]) -> list[memoryview]:
         """Allocate a block of each size: all of them, or (if one fails) none.
 
-        O(k log n) for k sizes.  Whatever goes wrong (an error, an exception
-        raised by the iterable itself, Ctrl-C), the blocks allocated so far
-        are given back.
+        O(k log n) for k sizes.  The sizes are read first, so an iterable that
+        raises allocates nothing; whatever interrupts the allocations (an
+        error, Ctrl-C), the blocks allocated so far are given back.
 
         >>> slab = DynamicSlab(capacity=256)
         >>> [len(view) for view in slab.alloc_many([8, 16, 32])]
@@ -121,10 +121,11 @@ class DynamicSlab(BlockAllocator):
         >>> len(slab)  # the 100-byte block was given back
         3
         """
+        wanted = list(sizes)  # before the lock: the iterable may be code that allocates too
         views: list[memoryview] = []
         with self._lock:
             try:
-                for size in sizes:
+                for size in wanted:
                     views.append(self._alloc(size))
             except BaseException:
                 for view in views:  # coalescing restores exactly the free blocks there were
