@@ -12,7 +12,7 @@ ASAN_VENV := .venv-asan
 SANITIZED := LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
              ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 ASAN_TESTS := tests/test_allocators.py tests/test_policies.py tests/test_stateful.py \
-              tests/test_differential.py
+              tests/test_differential.py tests/test_differential_best_fit.py
 
 .PHONY: demo test lint typecheck browser unit unit-c unit-python sanitize core check-core \
         wheel bench replay images clean

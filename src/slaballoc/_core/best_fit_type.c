@@ -1070,26 +1070,25 @@ slab_alloc_many(DynamicSlabObject *self, PyObject *sizes)
     if (require_slab(self) < 0) {
         return NULL;
     }
-    PyObject *iterator = PyObject_GetIter(sizes);
-    if (iterator == NULL) {
+    /* The sizes first, before the lock: the iterable may be code that allocates too. */
+    PyObject *wanted = PySequence_List(sizes);
+    if (wanted == NULL) {
         return NULL;
     }
     PyObject *views = PyList_New(0);
-    PyObject *size;
-    while (views != NULL && (size = PyIter_Next(iterator)) != NULL) {
-        PyObject *view = slab_alloc(self, size);
-        Py_DECREF(size);
+    int locking = self->thread_safe && views != NULL;
+    if (locking) {
+        lock_take(self->lock);
+    }
+    for (Py_ssize_t i = 0; views != NULL && i < PyList_GET_SIZE(wanted); i++) {
+        PyObject *view = slab_alloc(self, PyList_GET_ITEM(wanted, i));
         if (view == NULL || PyList_Append(views, view) < 0) {
             Py_XDECREF(view);
             break;
         }
         Py_DECREF(view);
     }
-    Py_DECREF(iterator);
-    if (views != NULL && !PyErr_Occurred()) {
-        return views;
-    }
-    if (views != NULL) {
+    if (views != NULL && PyErr_Occurred()) {
         /* All or none, whatever went wrong: give back what was taken
          * (coalescing restores the free blocks exactly), then re-raise. */
         PyObject *type, *value, *traceback;
@@ -1101,9 +1100,13 @@ slab_alloc_many(DynamicSlabObject *self, PyObject *sizes)
             }
         }
         PyErr_Restore(type, value, traceback);
+        Py_CLEAR(views);
     }
-    Py_XDECREF(views);
-    return NULL;
+    if (locking) {
+        lock_give(self->lock);
+    }
+    Py_DECREF(wanted);
+    return views;
 }
 
 static PyObject *
@@ -1209,15 +1212,30 @@ close_body(DynamicSlabObject *self)
     if (self->closed) {
         Py_RETURN_NONE;
     }
+    /* Every export first, so that a refusal changes nothing (the pure code
+     * cannot see one without trying, and has released the views it met). */
     for (uint32_t i = 0; i < self->view_slots; i++) {
-        if (self->views[i] != NULL && slab_view_release(self->views[i]) < 0) {
+        if (self->views[i] != NULL && slab_view_exports(self->views[i]) > 0) {
+            PyErr_SetNone(PyExc_BufferError);
             return raise_in_use(self, (long long)node_start(self, i), "close");
         }
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->retired); i++) {
         PyObject *view = PyWeakref_GetObject(PyList_GET_ITEM(self->retired, i));
-        if (view != Py_None && slab_view_release(view) < 0) {
+        if (view != Py_None && slab_view_exports(view) > 0) {
+            PyErr_SetNone(PyExc_BufferError);
             return raise_in_use(self, -1, "close");
+        }
+    }
+    for (uint32_t i = 0; i < self->view_slots; i++) {
+        if (self->views[i] != NULL && slab_view_release(self->views[i]) < 0) {
+            return NULL;
+        }
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->retired); i++) {
+        PyObject *view = PyWeakref_GetObject(PyList_GET_ITEM(self->retired, i));
+        if (view != Py_None && slab_view_release(view) < 0) {
+            return NULL;
         }
     }
     if (slab_view_release(self->memory) < 0) {
@@ -1253,8 +1271,6 @@ close_body(DynamicSlabObject *self)
 LOCKED(locked_alloc, slab_alloc, (DynamicSlabObject * self, PyObject *size), (self, size))
 LOCKED(locked_free, slab_free, (DynamicSlabObject * self, PyObject *view), (self, view))
 LOCKED(locked_offset_of, slab_offset_of, (DynamicSlabObject * self, PyObject *view), (self, view))
-LOCKED(locked_alloc_many, slab_alloc_many, (DynamicSlabObject * self, PyObject *sizes),
-       (self, sizes))
 LOCKED(locked_realloc, slab_realloc,
        (DynamicSlabObject * self, PyObject *const *args, Py_ssize_t nargs), (self, args, nargs))
 
@@ -1383,7 +1399,7 @@ static PyMethodDef DynamicSlab_methods[] = {
     {"realloc", (PyCFunction)(void (*)(void))locked_realloc, METH_FASTCALL,
      "Resize a live block, keeping its contents; return the view to use from now on."},
     {"_realloc", (PyCFunction)(void (*)(void))slab_realloc, METH_FASTCALL, NULL},
-    {"alloc_many", (PyCFunction)locked_alloc_many, METH_O,
+    {"alloc_many", (PyCFunction)slab_alloc_many, METH_O,
      "Allocate a block of each size: all of them, or (if one fails) none."},
     {"free_many", (PyCFunction)slab_free_many, METH_O,
      "Free several blocks: all of them, or (if any is not live) none of them."},
