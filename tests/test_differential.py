@@ -308,4 +308,3 @@ def test_a_finalizer_run_while_a_view_is_made_cannot_corrupt_the_slab() -> None:
     offsets = {slab.offset_of(block) for block in (kept, view, last)}
     assert offsets == {0, 64, 128}
     assert slab.stats().free_blocks == 0
-
