@@ -9,6 +9,7 @@ blocks, the stats, the length and the repr.
 
 from __future__ import annotations
 
+import gc
 import pickle
 import sys
 from collections.abc import Callable
@@ -278,3 +279,32 @@ def test_block_views_are_exactly_slices_of_the_memory(fast: bool) -> None:
     assert view.cast("I")[1] == int.from_bytes(bytes(range(4, 8)), sys.byteorder)
     with pytest.raises(IndexError):
         view[64]
+
+
+def test_a_finalizer_run_while_a_view_is_made_cannot_corrupt_the_slab() -> None:
+    # Making a view can run the garbage collector (CPython 3.10 and 3.11 collect inside the
+    # allocation), and a finalizer may free a block of the same slab meanwhile: the C core
+    # must notice and start over, not commit a plan made before the free.
+    slab = FreeListSlab(capacity=64 * 3)
+    victim, kept = slab.alloc(), slab.alloc()  # one slot left free
+
+    class FreesOnCollection:
+        def __init__(self) -> None:
+            self.cycle = self
+
+        def __del__(self) -> None:
+            slab.free(victim)
+
+    FreesOnCollection()
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        view = slab.alloc()
+    finally:
+        gc.set_threshold(*threshold)
+    gc.collect()  # on versions that collect later, the finalizer runs here
+    slab.check()
+    last = slab.alloc()  # the one slot still free: never one already handed out
+    offsets = {slab.offset_of(block) for block in (kept, view, last)}
+    assert offsets == {0, 64, 128}
+    assert slab.stats().free_blocks == 0

@@ -27,10 +27,15 @@
 #ifdef Py_GIL_DISABLED
 #define SLAB_BEGIN(obj) Py_BEGIN_CRITICAL_SECTION(obj)
 #define SLAB_END() Py_END_CRITICAL_SECTION()
+/* An allocator and its policy object, both changed by one operation. */
+#define SLAB_BEGIN2(a, b) Py_BEGIN_CRITICAL_SECTION2(a, b)
+#define SLAB_END2() Py_END_CRITICAL_SECTION2()
 #else
 /* With the GIL, code that does not call into Python is atomic already. */
 #define SLAB_BEGIN(obj) {
 #define SLAB_END() }
+#define SLAB_BEGIN2(a, b) {
+#define SLAB_END2() }
 #endif
 
 /* -- errors: the Python specification builds them --------------------------- */
@@ -94,37 +99,6 @@ Py_ssize_t slab_view_exports(PyObject *view);
 
 /* view.release(); 0 or -1 with an error set (BufferError if exported). */
 int slab_view_release(PyObject *view);
-
-/* -- live table: offset -> (view, size) ------------------------------------ */
-
-/* An open-addressing hash table (linear probing, backward-shift deletion)
- * from a block's offset to the view handed out for it and the block's size.
- * It holds one strong reference per view.  Fixed-size slabs index views by
- * slot instead; variable-size allocators use this. */
-typedef struct {
-    int64_t offset;  /* -1: empty */
-    PyObject *view;
-    int64_t size;
-} SlabLiveEntry;
-
-typedef struct {
-    SlabLiveEntry *entries;
-    Py_ssize_t mask; /* capacity - 1, capacity a power of two */
-    Py_ssize_t count;
-} SlabLiveTable;
-
-int slab_live_init(SlabLiveTable *table, Py_ssize_t expected);
-/* Drop every entry (decref its view) and the storage. */
-void slab_live_clear(SlabLiveTable *table);
-/* The entry for `offset`, or NULL. */
-SlabLiveEntry *slab_live_find(const SlabLiveTable *table, int64_t offset);
-/* Make room for `extra` more entries, so that the inserts that follow cannot
- * fail: call before changing any state.  0 or -1 (MemoryError). */
-int slab_live_reserve(SlabLiveTable *table, Py_ssize_t extra);
-/* Insert (steals the reference to view); room must have been reserved. */
-void slab_live_insert(SlabLiveTable *table, int64_t offset, PyObject *view, int64_t size);
-/* Remove the entry and return its view (the reference passes to the caller). */
-PyObject *slab_live_remove(SlabLiveTable *table, SlabLiveEntry *entry);
 
 /* -- registration hooks: one per source file ------------------------------- */
 /* Each adds its types to the module; 0 or -1.  module.c calls every hook

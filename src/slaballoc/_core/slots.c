@@ -46,6 +46,10 @@ typedef struct {
     uint32_t *stack;
     Py_ssize_t stack_len;
     uint64_t *handed_out;
+    /* Counts every change: making a view can run the garbage collector, whose
+     * finalizers may call back into the allocator; an operation that made views
+     * before committing checks this did not move meanwhile (else it starts over). */
+    uint64_t changes;
 } SlotsObject;
 
 static PyTypeObject LinearSearchType;
@@ -97,6 +101,7 @@ static void slots_take(SlotsObject *s, Py_ssize_t slot)
         s->used[slot] = 1;
     }
     s->live++;
+    s->changes++;
 }
 
 /* True if `slot` can be put back without breaking the arrays' bounds. */
@@ -117,6 +122,7 @@ static void slots_put(SlotsObject *s, Py_ssize_t slot)
         s->used[slot] = 0;
     }
     s->live--;
+    s->changes++;
 }
 
 /* The slot that starts at `offset`, if `offset` is an exact int naming one; else -1. */
@@ -484,18 +490,24 @@ static int slab_require_ready(SlabObject *self)
 /* Drop every reference to a view (without releasing them) and the arrays. */
 static void slab_clear(SlabObject *self)
 {
-    if (self->views != NULL) {
-        for (Py_ssize_t slot = 0; slot < self->slots->slot_count; slot++) {
-            Py_CLEAR(self->views[slot]);
-        }
-    }
-    PyMem_Free(self->views);
+    /* Detach everything first: a view's last reference can run Python code (a
+     * weakref callback) that must find the slab empty, not half cleared. */
+    PyObject **views = self->views;
+    SlotsObject *slots = self->slots;
+    PyObject *memory = self->memory;
+    Py_ssize_t count = slots == NULL ? 0 : slots->slot_count;
     PyMem_Free(self->live);
     self->views = NULL;
     self->live = NULL;
     self->live_count = 0;
-    Py_CLEAR(self->slots);
-    Py_CLEAR(self->memory);
+    self->slots = NULL;
+    self->memory = NULL;
+    for (Py_ssize_t slot = 0; views != NULL && slot < count; slot++) {
+        Py_XDECREF(views[slot]);
+    }
+    PyMem_Free(views);
+    Py_XDECREF((PyObject *)slots);
+    Py_XDECREF(memory);
 }
 
 static int slab_init(SlabObject *self, PyObject *args, PyObject *kwargs)
@@ -595,8 +607,26 @@ fail:
 
 static void slab_dealloc(SlabObject *self)
 {
+    PyObject_GC_UnTrack(self);
     slab_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A subclass with a __dict__ can make a cycle through the slab: let the collector see it. */
+static int slab_traverse(SlabObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->slots);
+    Py_VISIT(self->memory);
+    for (Py_ssize_t slot = 0; self->views != NULL && slot < self->slots->slot_count; slot++) {
+        Py_VISIT(self->views[slot]);
+    }
+    return 0;
+}
+
+static int slab_gc_clear(SlabObject *self)
+{
+    slab_clear(self);
+    return 0;
 }
 
 /* The slot of `obj` if it is a view this slab handed out and has not taken back; else -1. */
@@ -640,30 +670,48 @@ static void slab_commit_alloc(SlabObject *self, Py_ssize_t slot, PyObject *view)
     }
 }
 
+/* True if nothing changed since `changes` was read (see SlotsObject.changes). */
+static int slab_unchanged(const SlabObject *self, uint64_t changes)
+{
+    return self->slots->changes == changes && !self->closed;
+}
+
 static PyObject *slab_alloc(SlabObject *self, PyObject *unused)
 {
     if (slab_require_ready(self) < 0) {
         return NULL;
     }
-    if (self->closed) {
-        return slab_raise_from_method((PyObject *)self, "_refuse_closed", NULL) ? NULL : NULL;
+    for (;;) {
+        if (self->closed) {
+            slab_raise_from_method((PyObject *)self, "_refuse_closed", NULL);
+            return NULL;
+        }
+        PyObject *view = NULL;
+        int outcome = 0; /* 0 done (or error), 1 full, 2 changed meanwhile: again */
+        SLAB_BEGIN2(self, self->slots);
+        uint64_t changes = self->slots->changes;
+        Py_ssize_t slot = slots_next(self->slots);
+        if (slot < 0) {
+            outcome = 1;
+        }
+        else if ((view = slab_view_for(self, slot)) != NULL) {
+            if (slab_unchanged(self, changes)) {
+                Py_INCREF(view); /* one for the caller, one for the slab */
+                slab_commit_alloc(self, slot, view);
+            }
+            else {
+                Py_CLEAR(view);
+                outcome = 2;
+            }
+        }
+        SLAB_END2();
+        if (outcome == 1) {
+            slab_raise_from_method((PyObject *)self->slots, "out_of_memory", NULL);
+        }
+        if (outcome != 2) {
+            return view;
+        }
     }
-    PyObject *view = NULL;
-    int full = 0;
-    SLAB_BEGIN(self);
-    Py_ssize_t slot = slots_next(self->slots);
-    if (slot < 0) {
-        full = 1;
-    }
-    else if ((view = slab_view_for(self, slot)) != NULL) {
-        Py_INCREF(view); /* one for the caller, one for the slab */
-        slab_commit_alloc(self, slot, view);
-    }
-    SLAB_END();
-    if (full) {
-        slab_raise_from_method((PyObject *)self->slots, "out_of_memory", NULL);
-    }
-    return view;
 }
 
 /* Free the block of live `slot` whose view is `view` (checks done). */
@@ -723,7 +771,7 @@ static PyObject *slab_free(SlabObject *self, PyObject *view)
     PyObject *dropped = NULL;
     int outcome = 0; /* 0 freed, 1 not live, 2 exported, 3 policy misused, -1 error */
     Py_ssize_t slot;
-    SLAB_BEGIN(self);
+    SLAB_BEGIN2(self, self->slots);
     slot = self->closed ? -1 : slab_live_slot(self, view);
     if (slot < 0) {
         outcome = 1;
@@ -740,7 +788,7 @@ static PyObject *slab_free(SlabObject *self, PyObject *view)
     else {
         dropped = slab_commit_free(self, slot);
     }
-    SLAB_END();
+    SLAB_END2();
     Py_XDECREF(dropped);
     if (outcome == 1) {
         slab_raise_not_live(self, view);
@@ -780,7 +828,7 @@ static PyObject *slab_free_many(SlabObject *self, PyObject *iterable)
     PyObject **items = PySequence_Fast_ITEMS(batch);
     Py_ssize_t marked = 0, exported = -1;
     int valid = 1;
-    SLAB_BEGIN(self);
+    SLAB_BEGIN2(self, self->slots);
     /* As the specification: every view must be live (and given once) before any
      * export is looked at.  Each slot's live bit is cleared while validating, so
      * that a view given twice is not live the second time. */
@@ -819,7 +867,7 @@ static PyObject *slab_free_many(SlabObject *self, PyObject *iterable)
             Py_XDECREF(slab_commit_free(self, slot));
         }
     }
-    SLAB_END();
+    SLAB_END2();
     if (!valid) {
         /* The specification finds the first bad view and raises its own error. */
         slab_spec_raise1(self, "free_many", batch);
@@ -845,43 +893,56 @@ static PyObject *slab_alloc_many(SlabObject *self, PyObject *count_arg)
         return NULL;
     }
     SlotsObject *s = self->slots;
-    if (self->closed || count > s->slot_count - s->live) {
-        /* Closed, or too few free slots: the specification says what happens. */
-        PyObject *args = PyTuple_Pack(1, count_arg);
-        PyObject *result = args == NULL ? NULL : slab_spec_call((PyObject *)self, "alloc_many", args);
-        Py_XDECREF(args);
-        return result;
-    }
-    PyObject *views = PyList_New(count);
-    if (views == NULL) {
-        return NULL;
-    }
-    int failed = 0;
-    SLAB_BEGIN(self);
-    /* Make every view first (the one step that can fail), then commit them all. */
-    Py_ssize_t slot = -1;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        slot = s->kind == KIND_FREE_LIST ? (Py_ssize_t)s->stack[s->stack_len - 1 - i]
-                                         : linear_free_from(s, slot + 1);
-        PyObject *view = slab_view_for(self, slot);
-        if (view == NULL) {
-            failed = 1;
-            break;
+    for (;;) {
+        if (self->closed || count > s->slot_count - s->live) {
+            /* Closed, or too few free slots: the specification says what happens. */
+            PyObject *args = PyTuple_Pack(1, count_arg);
+            PyObject *result =
+                args == NULL ? NULL : slab_spec_call((PyObject *)self, "alloc_many", args);
+            Py_XDECREF(args);
+            return result;
         }
-        PyList_SET_ITEM(views, i, view);
-    }
-    for (Py_ssize_t i = 0; !failed && i < count; i++) {
-        PyObject *view = PyList_GET_ITEM(views, i);
-        Py_ssize_t at = slab_view_offset(self->memory, view) / s->slot_size;
-        Py_INCREF(view);
-        slab_commit_alloc(self, at, view);
-    }
-    SLAB_END();
-    if (failed) {
+        PyObject *views = PyList_New(count);
+        if (views == NULL) {
+            return NULL;
+        }
+        int outcome = 0; /* 0 done, 1 failed, 2 changed meanwhile: again */
+        SLAB_BEGIN2(self, self->slots);
+        /* Make every view first (the one step that can fail), then commit them all. */
+        uint64_t changes = s->changes;
+        Py_ssize_t slot = -1;
+        for (Py_ssize_t i = 0; i < count && outcome == 0; i++) {
+            if (!slab_unchanged(self, changes)) {
+                outcome = 2; /* the plan below would no longer hold */
+                break;
+            }
+            slot = s->kind == KIND_FREE_LIST ? (Py_ssize_t)s->stack[s->stack_len - 1 - i]
+                                             : linear_free_from(s, slot + 1);
+            PyObject *view = slab_view_for(self, slot);
+            if (view == NULL) {
+                outcome = 1;
+                break;
+            }
+            PyList_SET_ITEM(views, i, view);
+        }
+        if (outcome == 0 && !slab_unchanged(self, changes)) {
+            outcome = 2;
+        }
+        for (Py_ssize_t i = 0; outcome == 0 && i < count; i++) {
+            PyObject *view = PyList_GET_ITEM(views, i);
+            Py_ssize_t at = slab_view_offset(self->memory, view) / s->slot_size;
+            Py_INCREF(view);
+            slab_commit_alloc(self, at, view);
+        }
+        SLAB_END2();
+        if (outcome == 0) {
+            return views;
+        }
         Py_DECREF(views);
-        return NULL;
+        if (outcome == 1) {
+            return NULL;
+        }
     }
-    return views;
 }
 
 static PyObject *slab_offset_of(SlabObject *self, PyObject *view)
@@ -1114,7 +1175,10 @@ static PyTypeObject SlotSlabType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "slaballoc._core.SlotSlab",
     .tp_basicsize = sizeof(SlabObject),
     .tp_dealloc = (destructor)slab_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)slab_traverse,
+    .tp_clear = (inquiry)slab_gc_clear,
+    .tp_free = PyObject_GC_Del,
     .tp_doc = "C base of slaballoc.LinearSlab and slaballoc.FreeListSlab.",
     .tp_methods = slab_methods,
     .tp_getset = slab_getset,
