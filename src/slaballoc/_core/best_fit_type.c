@@ -699,6 +699,28 @@ raise_in_use(DynamicSlabObject *self, long long offset, const char *operation)
     return NULL;
 }
 
+/* The view a retired weak reference still names (new reference), or NULL if it
+ * is gone.  PyWeakref_GetRef replaces the borrowed-reference call from 3.13. */
+static PyObject *
+retired_view(PyObject *reference)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *view = NULL;
+    if (PyWeakref_GetRef(reference, &view) < 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return view;
+#else
+    PyObject *view = PyWeakref_GetObject(reference);
+    if (view == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    return view == Py_None ? NULL : Py_NewRef(view);
+#endif
+}
+
 /* Fast mode: remember a view that is freed or replaced but not released, weakly,
  * so that close() can release the ones still referenced.  The dead references
  * are dropped when the list doubles: amortised O(1). */
@@ -717,7 +739,10 @@ retire(DynamicSlabObject *self, PyObject *reference)
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->retired); i++) {
         PyObject *ref = PyList_GET_ITEM(self->retired, i);
-        if (PyWeakref_GetObject(ref) != Py_None && PyList_Append(alive, ref) < 0) {
+        PyObject *view = retired_view(ref);
+        int failed = view != NULL && PyList_Append(alive, ref) < 0;
+        Py_XDECREF(view);
+        if (failed) {
             Py_DECREF(alive);
             return -1;
         }
@@ -1221,8 +1246,10 @@ close_body(DynamicSlabObject *self)
         }
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->retired); i++) {
-        PyObject *view = PyWeakref_GetObject(PyList_GET_ITEM(self->retired, i));
-        if (view != Py_None && slab_view_exports(view) > 0) {
+        PyObject *view = retired_view(PyList_GET_ITEM(self->retired, i));
+        int exported = view != NULL && slab_view_exports(view) > 0;
+        Py_XDECREF(view);
+        if (exported) {
             PyErr_SetNone(PyExc_BufferError);
             return raise_in_use(self, -1, "close");
         }
@@ -1233,8 +1260,10 @@ close_body(DynamicSlabObject *self)
         }
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(self->retired); i++) {
-        PyObject *view = PyWeakref_GetObject(PyList_GET_ITEM(self->retired, i));
-        if (view != Py_None && slab_view_release(view) < 0) {
+        PyObject *view = retired_view(PyList_GET_ITEM(self->retired, i));
+        int failed = view != NULL && slab_view_release(view) < 0;
+        Py_XDECREF(view);
+        if (failed) {
             return NULL;
         }
     }
