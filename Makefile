@@ -19,9 +19,11 @@ CORE_STAMP   := $(VENV)/.core
 # The sanitizer build: its own environment, the package installed (not in place).
 ASAN_VENV := .venv-asan
 SANITIZED := LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-             ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+             ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+             PYTHONMALLOC=malloc
 ASAN_TESTS := tests/test_allocators.py tests/test_policies.py tests/test_stateful.py tests/test_misuse.py \
-              tests/test_threads.py tests/test_differential.py tests/test_shared_core.py
+              tests/test_threads.py tests/test_differential.py tests/test_differential_best_fit.py \
+              tests/test_shared_core.py
 
 .PHONY: demo test lint typecheck browser unit unit-c unit-python sanitize core check-core \
         wheel bench slabbench replay images clean
@@ -83,8 +85,10 @@ unit-c: check-core
 unit-python: $(TOOLS)
 	SLABALLOC_PURE=1 $(BIN)/pytest
 
-# CPython is not leak-clean, hence detect_leaks=0.  Run from tests/ only, so that
-# the installed (instrumented) package is imported, not the source tree's build.
+# CPython is not leak-clean, hence detect_leaks=0; PYTHONMALLOC=malloc puts the
+# PyMem_ allocations of the C core (small ones would go to pymalloc) under ASan.
+# Run from tests/ only, so that the installed (instrumented) package is imported,
+# not the source tree's build.
 sanitize:
 	test -x $(ASAN_VENV)/bin/python || $(PYTHON) -m venv $(ASAN_VENV)
 	$(ASAN_VENV)/bin/python -m pip install --quiet --upgrade pip pytest hypothesis numpy
@@ -98,7 +102,7 @@ sanitize:
 	  print('sanitized core:', slaballoc._implementation.core.__file__); \
 	  sys.exit(slaballoc.IMPLEMENTATION != 'c' or 'site-packages' not in slaballoc.__file__)"
 	$(SANITIZED) $(ASAN_VENV)/bin/python -m pytest -q -p no:cacheprovider --rootdir=tests \
-	  -c /dev/null $(ASAN_TESTS)
+	  -c /dev/null --capture=no $(ASAN_TESTS)  # no capture: a sanitizer report must reach the log
 
 # A wheel with the compiled core, and what it holds.
 wheel: $(PACKAGE)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tracemalloc
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slaballoc import (
+    IMPLEMENTATION,
     BestFit,
     Block,
     DoubleFreeError,
@@ -18,6 +20,7 @@ from slaballoc import (
     LinearSearch,
     OutOfMemoryError,
 )
+from slaballoc.policies.best_fit import PureBestFit
 from slaballoc.policies.size_index import SizeIndex
 from slaballoc.sizes import round_up
 
@@ -156,7 +159,7 @@ def test_best_fit_ignores_the_unaligned_tail() -> None:
 
 
 def test_best_fit_stale_heap_entries_are_compacted() -> None:
-    heap = BestFit(1 << 20, alignment=8)
+    heap = PureBestFit(1 << 20, alignment=8)  # the pure implementation's own bins
     blocks = [heap.allocate(8) for _ in range(2010)]
     heap.release(blocks[2001])  # an 8-byte hole that stays: the bin never empties
     for offset in blocks[0:2000:2] + blocks[1:2000:2]:
@@ -168,7 +171,7 @@ def test_best_fit_stale_heap_entries_are_compacted() -> None:
 
 
 def test_check_reports_corruption() -> None:
-    heap = BestFit(1024)
+    heap = PureBestFit(1024)  # corrupted through the pure implementation's own table
     offset = heap.allocate(64)
     heap._used[offset] = 72  # corrupt it: the block now overlaps the free one
     with pytest.raises(InvariantError, match="overlaps"):
@@ -185,12 +188,25 @@ def test_best_fit_idle_metadata_is_capacity_over_eight_times_the_alignment(
 ) -> None:
     # The README's figure: the size index costs capacity / 64 bytes at 8-byte alignment.
     capacity = 64 << 20
+    heap, cost = _idle_cost(lambda: PureBestFit(capacity, alignment))
+    assert heap.capacity == capacity
+    assert capacity / share * 0.95 < cost < capacity / share * 1.10
+
+
+def _idle_cost(make: Callable[[], BestFit]) -> tuple[BestFit, int]:
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        heap = BestFit(capacity, alignment)
-        cost = tracemalloc.get_traced_memory()[0] - before
+        heap = make()
+        return heap, tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert heap.capacity == capacity
-    assert capacity / share * 0.95 < cost < capacity / share * 1.10
+
+
+@pytest.mark.skipif(IMPLEMENTATION != "c", reason="the C core is not built")
+def test_best_fit_in_c_idle_metadata_does_not_grow_with_the_capacity() -> None:
+    # The C engine keeps one node per block and a fixed header (the small-size
+    # trees' roots and bitmap), not an index over every size.
+    small = _idle_cost(lambda: BestFit(4096))[1]
+    large = _idle_cost(lambda: BestFit(1 << 40))[1]
+    assert small == large < 4096

@@ -7,15 +7,17 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING
 
+from ._accelerate import accelerated
+from ._implementation import core
 from .allocator import BlockAllocator
 from .memory import open_memory
-from .policies import BestFit
+from .policies.best_fit import BestFit, PureBestFit
 from .sizes import as_integer
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["DEFAULT_ALIGNMENT", "DynamicSlab"]
+__all__ = ["DEFAULT_ALIGNMENT", "DynamicSlab", "PureDynamicSlab"]
 
 #: Every block starts at a multiple of this many bytes by default: the size of
 #: the widest scalar most code stores (double, int64, pointer), so a block can
@@ -48,6 +50,7 @@ class DynamicSlab(BlockAllocator):
     __slots__ = ("_heap", "_retired", "_retired_limit")
 
     _UNLOCKED_SHORTCUTS = ("alloc", "free", "realloc")
+    _placement: type[PureBestFit] = PureBestFit
 
     def __init__(
         self,
@@ -58,7 +61,7 @@ class DynamicSlab(BlockAllocator):
         fast: bool = False,
         thread_safe: bool = True,
     ) -> None:
-        memory, heap = open_memory(capacity, buffer, partial(BestFit, alignment=alignment))
+        memory, heap = open_memory(capacity, buffer, partial(self._placement, alignment=alignment))
         super().__init__(heap, heap._take, memory, fast=fast, thread_safe=thread_safe)
         self._heap = heap
         # Fast mode: views freed or replaced but not released, weakly, so that close()
@@ -213,3 +216,9 @@ class DynamicSlab(BlockAllocator):
 
     def _forget_views(self) -> None:
         self._retired.clear()
+
+
+#: The pure-Python class: the specification, and what runs without the C core.
+PureDynamicSlab = DynamicSlab
+if core is not None:
+    DynamicSlab = accelerated(core.DynamicSlab, PureDynamicSlab, _placement=BestFit)  # type: ignore[misc]

@@ -490,18 +490,24 @@ static int slab_require_ready(SlabObject *self)
 /* Drop every reference to a view (without releasing them) and the arrays. */
 static void slab_clear(SlabObject *self)
 {
-    if (self->views != NULL) {
-        for (Py_ssize_t slot = 0; slot < self->slots->slot_count; slot++) {
-            Py_CLEAR(self->views[slot]);
-        }
-    }
-    PyMem_Free(self->views);
+    /* Detach everything first: a view's last reference can run Python code (a
+     * weakref callback) that must find the slab empty, not half cleared. */
+    PyObject **views = self->views;
+    SlotsObject *slots = self->slots;
+    PyObject *memory = self->memory;
+    Py_ssize_t count = slots == NULL ? 0 : slots->slot_count;
     PyMem_Free(self->live);
     self->views = NULL;
     self->live = NULL;
     self->live_count = 0;
-    Py_CLEAR(self->slots);
-    Py_CLEAR(self->memory);
+    self->slots = NULL;
+    self->memory = NULL;
+    for (Py_ssize_t slot = 0; views != NULL && slot < count; slot++) {
+        Py_XDECREF(views[slot]);
+    }
+    PyMem_Free(views);
+    Py_XDECREF((PyObject *)slots);
+    Py_XDECREF(memory);
 }
 
 static int slab_init(SlabObject *self, PyObject *args, PyObject *kwargs)
@@ -601,8 +607,26 @@ fail:
 
 static void slab_dealloc(SlabObject *self)
 {
+    PyObject_GC_UnTrack(self);
     slab_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A subclass with a __dict__ can make a cycle through the slab: let the collector see it. */
+static int slab_traverse(SlabObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->slots);
+    Py_VISIT(self->memory);
+    for (Py_ssize_t slot = 0; self->views != NULL && slot < self->slots->slot_count; slot++) {
+        Py_VISIT(self->views[slot]);
+    }
+    return 0;
+}
+
+static int slab_gc_clear(SlabObject *self)
+{
+    slab_clear(self);
+    return 0;
 }
 
 /* The slot of `obj` if it is a view this slab handed out and has not taken back; else -1. */
@@ -1151,7 +1175,10 @@ static PyTypeObject SlotSlabType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "slaballoc._core.SlotSlab",
     .tp_basicsize = sizeof(SlabObject),
     .tp_dealloc = (destructor)slab_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)slab_traverse,
+    .tp_clear = (inquiry)slab_gc_clear,
+    .tp_free = PyObject_GC_Del,
     .tp_doc = "C base of slaballoc.LinearSlab and slaballoc.FreeListSlab.",
     .tp_methods = slab_methods,
     .tp_getset = slab_getset,

@@ -33,6 +33,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from heapq import heappop, heappush
 
+from .._accelerate import accelerated
+from .._implementation import core
 from ..errors import (
     DoubleFreeError,
     InvalidFreeError,
@@ -46,7 +48,7 @@ from ..stats import ArenaStats
 from .blocks import Block
 from .size_index import SizeIndex
 
-__all__ = ["BestFit"]
+__all__ = ["BestFit", "PureBestFit"]
 
 
 class BestFit:
@@ -247,7 +249,7 @@ class BestFit:
     @property
     def free(self) -> int:
         """Bytes in free blocks."""
-        return self.capacity - self._used_bytes
+        return self.capacity - self.used
 
     @property
     def largest_free(self) -> int:
@@ -267,9 +269,9 @@ class BestFit:
         free, largest = self.free, self.largest_free
         return ArenaStats(
             capacity=self.capacity,
-            used=self._used_bytes,
-            live_blocks=len(self._used),
-            free_blocks=len(self._free_at) + (self._top < self.capacity),
+            used=self.used,
+            live_blocks=len(self),
+            free_blocks=self._free_block_count(),
             largest_free=largest,
             fragmentation=1 - largest / free if free else 0.0,
         )
@@ -277,6 +279,9 @@ class BestFit:
     def __len__(self) -> int:
         """Number of live blocks."""
         return len(self._used)
+
+    def _free_block_count(self) -> int:
+        return len(self._free_at) + (self._top < self.capacity)
 
     def free_sizes(self) -> list[int]:
         """The size of every free block, in no particular order.  O(free blocks).
@@ -307,7 +312,7 @@ class BestFit:
         >>> _ = heap.allocate(10)
         >>> heap.check()  # silent when all is well
         """
-        expected_offset = 0
+        expected_offset = live_bytes = 0
         previous_free = False
         for block in self.blocks():
             if block.offset != expected_offset:
@@ -318,18 +323,20 @@ class BestFit:
             if block.live is False and previous_free:
                 raise InvariantError(f"free block at {block.offset} follows a free block")
             previous_free = not block.live
+            live_bytes += block.size if block.live else 0
             expected_offset = block.end
         if expected_offset != self.capacity:
             raise InvariantError(f"blocks cover {expected_offset} of {self.capacity} bytes")
-        if sum(self._used.values()) != self._used_bytes:
+        if live_bytes != self.used:
             raise InvariantError("the used-byte count disagrees with the live blocks")
-        if any(offset >= self._top for offset in self._used):
-            raise InvariantError("a live block lies in the top block")
         self._check_indexes()
 
     # -- internals ------------------------------------------------------------------
 
     def _check_indexes(self) -> None:
+        """The invariants of this implementation's own indexes (the C core has its own)."""
+        if any(offset >= self._top for offset in self._used):
+            raise InvariantError("a live block lies in the top block")
         ends = {offset + size: offset for offset, size in self._free_at.items()}
         if ends != self._free_ending_at:
             raise InvariantError("the end index disagrees with the free blocks")
@@ -426,7 +433,7 @@ class BestFit:
                 f"an offset is an int, got {type(offset).__name__} {offset!r}: "
                 "pass the offset that allocate() returned"
             )
-        if offset in self._free_at or offset == self._top < self.capacity:
+        if self._is_free_start(offset):
             return DoubleFreeError(
                 f"the block at offset {offset} is free already: each allocation is freed once"
             )
@@ -435,8 +442,36 @@ class BestFit:
             "pass the offset that allocate() returned"
         )
 
+    def _is_free_start(self, offset: int) -> bool:
+        """True if a free block starts at ``offset``."""
+        return offset in self._free_at or offset == self._top < self.capacity
+
     def __repr__(self) -> str:
         return (
-            f"<BestFit {len(self._used)} live blocks, {self._used_bytes}/{self.capacity} B "
+            f"<BestFit {len(self)} live blocks, {self.used}/{self.capacity} B "
             f"used, {self.stats().free_blocks} free blocks>"
         )
+
+
+#: What the C core's engine (``_core/best_fit.c``) reports by code when its
+#: own indexes are inconsistent: the words are here, as every message is.
+_ENGINE_FAULTS = {
+    1: "blocks do not tile the arena in address order at offset {}",
+    2: "the block at {} is empty or not aligned",
+    3: "the free block at {} follows a free block",
+    4: "the used, live or free counts disagree with the blocks",
+    5: "the free-block tree is broken near offset {}",
+    6: "the start index does not find the block at {}",
+    7: "the block links or the unused-node list are broken near offset {}",
+}
+
+
+def engine_fault(code: int, offset: int) -> InvariantError:
+    """The error for a fault that the C engine's ``check`` found (used by the C core)."""
+    return InvariantError(_ENGINE_FAULTS[code].format(offset))
+
+
+#: The pure-Python class: the specification, and what runs without the C core.
+PureBestFit = BestFit
+if core is not None:
+    BestFit = accelerated(core.BestFit, PureBestFit)  # type: ignore[misc]

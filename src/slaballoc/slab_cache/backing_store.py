@@ -29,16 +29,26 @@ class BackingStore(BestFit):
         self.peak_used = 0
         self.high_water = 0
 
+    # Both entry points are wrapped: the pure BestFit's allocate() calls _take(),
+    # but the C one does not call back into Python.
+    def allocate(self, size: int) -> int:
+        """As :meth:`BestFit.allocate`, and update the peaks.  O(log n)."""
+        offset = super().allocate(size)
+        self._record(offset)
+        return offset
+
     def _take(self, size: int) -> int:
-        """As :meth:`BestFit._take` (``allocate`` calls it), and update the peak.  O(log n)."""
+        """As :meth:`BestFit._take`, and update the peaks.  O(log n)."""
         offset = super()._take(size)
-        self.peak_used = max(self.peak_used, self.used)
-        self.high_water = max(self.high_water, offset + self.size_of(offset))
+        self._record(offset)
         return offset
 
     def resize(self, offset: int, size: int) -> bool:
-        """As :meth:`BestFit.resize`, and update the peak.  O(log n)."""
+        """As :meth:`BestFit.resize`, and update the peaks.  O(log n)."""
         resized = super().resize(offset, size)
+        self._record(offset)
+        return resized
+
+    def _record(self, offset: int) -> None:
         self.peak_used = max(self.peak_used, self.used)
         self.high_water = max(self.high_water, offset + self.size_of(offset))
-        return resized

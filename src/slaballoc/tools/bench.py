@@ -60,7 +60,7 @@ class Contender:
 
 
 def _slab(
-    cls: type[LinearSlab] | type[FreeListSlab], fast: bool, slots: int, *, thread_safe: bool = True
+    cls: type[LinearSlab | FreeListSlab], fast: bool, slots: int, *, thread_safe: bool = True
 ) -> tuple[Alloc, Free]:
     slab = cls(capacity=slots * SLOT, slot_size=SLOT, fast=fast, thread_safe=thread_safe)
     return slab.alloc, slab.free

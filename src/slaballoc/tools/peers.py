@@ -1,6 +1,7 @@
 """What our allocators are measured against, as replay contenders.
 
-* :class:`DynamicContender`: our :class:`~slaballoc.DynamicSlab`.
+* :class:`DynamicContender`: our :class:`~slaballoc.DynamicSlab` (or, with
+  ``pure=True``, its pure-Python specification, to time both in one run).
 * :class:`SlabCacheContender`: our :class:`~slaballoc.SlabCache`.
 * :class:`MultiprocessingHeap`: CPython's ``multiprocessing.heap.Heap``, what a
   Python user has today for variable-size blocks in shared memory.  Each block
@@ -15,7 +16,7 @@ from __future__ import annotations
 from multiprocessing.heap import Heap
 from typing import Any
 
-from ..dynamic import DynamicSlab
+from ..dynamic import DynamicSlab, PureDynamicSlab
 from ..slab_cache import SlabCache
 from .seed_port import SeedDynamic
 
@@ -27,9 +28,12 @@ _Block = tuple[tuple[Any, int, int], memoryview]
 class DynamicContender:
     """``DynamicSlab`` as a replay contender: its own three methods, unwrapped."""
 
-    def __init__(self, capacity: int, alignment: int = 8, *, fast: bool = False) -> None:
-        self.slab = DynamicSlab(capacity, alignment=alignment, fast=fast)
-        self.name = "DynamicSlab" + (" (fast)" if fast else "")
+    def __init__(
+        self, capacity: int, alignment: int = 8, *, fast: bool = False, pure: bool = False
+    ) -> None:
+        cls = PureDynamicSlab if pure else DynamicSlab
+        self.slab = cls(capacity, alignment=alignment, fast=fast)
+        self.name = "DynamicSlab" + (" (fast)" if fast else "") + (" [python]" if pure else "")
         self.alloc = self.slab.alloc
         self.free = self.slab.free
         self.realloc = self.slab.realloc

@@ -12,8 +12,10 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from .._implementation import IMPLEMENTATION
 from ..slabs import FreeListSlab
 from .peers import DynamicContender, MultiprocessingHeap, SeedDynamic
 from .timing import Progress, interleaved, no_progress
@@ -84,12 +86,15 @@ class _FixedSlabContender:
 
 def _contenders(live: int) -> dict[str, Callable[[int], Any]]:
     slot = 4096 if live <= _LARGE_SIZES_UP_TO else 256
-    return {
+    contenders: dict[str, Callable[[int], Any]] = {
         "FreeListSlab": lambda _: _FixedSlabContender((live + 1) * slot, slot),
         "DynamicSlab": DynamicContender,
         "multiprocessing.heap": lambda _: MultiprocessingHeap(),
         "seed algorithm": SeedDynamic,
     }
+    if IMPLEMENTATION == "c":  # the specification too, timed in the same run
+        contenders["DynamicSlab [python]"] = partial(DynamicContender, pure=True)
+    return contenders
 
 
 def run_scaling(
