@@ -19,6 +19,7 @@ from ..shared import SharedBlock, SharedHeap
 from ..shared.layout import MAGIC, WORD
 from ..shared.processes import is_alive
 from ..shared.segment import Segment, path_of, segment_names
+from .arguments import count_between
 from .render import use_colour
 from .tables import format_table
 
@@ -184,13 +185,6 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def _width(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"must be 1 to 10000, got {value}")
-    return value
-
-
 def add_arguments(shm: argparse.ArgumentParser) -> None:
     """The actions of ``slaballoc shm``: list, inspect, rm."""
     actions = shm.add_subparsers(dest="shm_command", required=True, metavar="ACTION")
@@ -200,7 +194,9 @@ def add_arguments(shm: argparse.ArgumentParser) -> None:
     listing.set_defaults(shm_action=_list)
     inspect = actions.add_parser("inspect", help="one heap's figures and a map by owner process")
     inspect.add_argument("name", help="the heap's name (as `slaballoc shm list` shows it)")
-    inspect.add_argument("--cells", type=_width, default=64, help="map width (default 64)")
+    inspect.add_argument(
+        "--cells", type=count_between(1, 10_000), default=64, help="map width (default 64)"
+    )
     inspect.set_defaults(shm_action=_inspect)
     remove = actions.add_parser("rm", help="remove a heap's name (attached processes keep it)")
     remove.add_argument("name", help="the heap's name")
