@@ -290,10 +290,9 @@ def bench_command(
     *, repeats: int, quick: bool, json_path: str | None, progress: Progress = no_progress
 ) -> int:
     """``slaballoc bench --shared``: measure, print the table, optionally write JSON."""
-    import json  # noqa: PLC0415
     from dataclasses import asdict  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
 
+    from .arguments import write_json  # noqa: PLC0415
     from .reports import machine, machine_line  # noqa: PLC0415
     from .tables import format_table  # noqa: PLC0415
 
@@ -308,6 +307,5 @@ def bench_command(
     print(format_table(headers, shared_bench_rows(result)))
     if json_path:
         document = {"machine": machine(), "repeats": repeats, "shared": asdict(result)}
-        Path(json_path).write_text(json.dumps(document, indent=2) + "\n")
-        print(f"wrote {json_path}")
+        write_json(json_path, document)
     return 0

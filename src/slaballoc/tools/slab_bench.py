@@ -21,7 +21,6 @@ and ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
@@ -36,6 +35,7 @@ from .. import __version__
 from ..dynamic import DynamicSlab
 from ..sizes import round_up
 from ..slab_cache import SlabCache
+from .arguments import write_json
 from .interpreter import peak_live_bytes
 from .peers import DynamicContender, SlabCacheContender
 from .replay import audit_replay, capacity_for, time_replay
@@ -485,8 +485,7 @@ def main(args: argparse.Namespace, progress: Progress) -> int:
     print(report)
     if args.json:
         document["machine"] = machine()
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, document)
     return 0
 
 
