@@ -7,6 +7,7 @@ that fit every allocator on ``SlabCache`` too.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -40,6 +41,17 @@ def make(request: pytest.FixtureRequest) -> Callable[..., Allocator]:
     """A factory for each allocator class in turn."""
     cls: type[Allocator] = request.param
     return cls
+
+
+@pytest.fixture
+def fast_switching() -> Iterator[None]:
+    """Switch threads as often as the interpreter can (to expose races); then restore it."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
 
 
 @pytest.fixture(scope="session", autouse=True)
