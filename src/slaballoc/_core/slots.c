@@ -231,51 +231,21 @@ static int slots_require_ready(SlotsObject *self)
     return 0;
 }
 
-static PyObject *slots_take_method(SlotsObject *self, PyObject *unused)
+/* Refuse `offset` through the specification's method `name`, which raises the
+ * typed error (its text is defined once, in Python). */
+static void slots_refuse(SlotsObject *self, const char *name, PyObject *offset)
 {
-    if (slots_require_ready(self) < 0) {
-        return NULL;
+    PyObject *args = PyTuple_Pack(1, offset);
+    if (args != NULL) {
+        slab_spec_raise((PyObject *)self, name, args);
+        Py_DECREF(args);
     }
-    PyObject *result = NULL;
-    SLAB_BEGIN(self);
-    Py_ssize_t slot = slots_next(self);
-    if (slot >= 0) {
-        slots_take(self, slot);
-        result = PyLong_FromSsize_t(slot * self->slot_size);
-    }
-    SLAB_END();
-    if (result == NULL && !PyErr_Occurred()) {
-        slab_raise_from_method((PyObject *)self, "out_of_memory", NULL);
-    }
-    return result;
 }
 
-static PyObject *slots_put_method(SlotsObject *self, PyObject *offset)
-{
-    if (slots_require_ready(self) < 0) {
-        return NULL;
-    }
-    int done = 0;
-    SLAB_BEGIN(self);
-    Py_ssize_t slot = slots_slot_at(self, offset);
-    if (slot >= 0 && slots_can_put(self, slot)) {
-        slots_put(self, slot);
-        done = 1;
-    }
-    SLAB_END();
-    if (!done) {
-        /* Unchecked in Python; here a bad offset could write out of bounds: refuse it. */
-        PyObject *args = PyTuple_Pack(1, offset);
-        if (args != NULL) {
-            slab_spec_raise((PyObject *)self, "_slot_at", args);
-            Py_DECREF(args);
-        }
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *slots_allocate(SlotsObject *self, PyObject *unused)
+/* _take and allocate: the next free slot's offset; allocate also marks the
+ * slot handed out.  The int is made before the slot is taken, so that a
+ * MemoryError there changes nothing. */
+static PyObject *slots_hand_out(SlotsObject *self, int mark_handed_out)
 {
     if (slots_require_ready(self) < 0) {
         return NULL;
@@ -285,7 +255,9 @@ static PyObject *slots_allocate(SlotsObject *self, PyObject *unused)
     Py_ssize_t slot = slots_next(self);
     if (slot >= 0 && (result = PyLong_FromSsize_t(slot * self->slot_size)) != NULL) {
         slots_take(self, slot);
-        bit_set(self->handed_out, slot);
+        if (mark_handed_out) {
+            bit_set(self->handed_out, slot);
+        }
     }
     SLAB_END();
     if (result == NULL && !PyErr_Occurred()) {
@@ -294,26 +266,58 @@ static PyObject *slots_allocate(SlotsObject *self, PyObject *unused)
     return result;
 }
 
-static PyObject *slots_release(SlotsObject *self, PyObject *offset)
+/* _put and release: take back the slot at `offset`; release also requires
+ * (and clears) the handed-out mark.  Unchecked in Python, _put is checked
+ * here: a bad offset would write out of bounds.  Returns 0, or -1 with the
+ * specification's error (`name` is the method that raises it) set. */
+static int slots_take_back(SlotsObject *self, PyObject *offset, int handed_out_only,
+                           const char *name)
 {
     if (slots_require_ready(self) < 0) {
-        return NULL;
+        return -1;
     }
     int done = 0;
     SLAB_BEGIN(self);
     Py_ssize_t slot = slots_slot_at(self, offset);
-    if (slot >= 0 && bit_test(self->handed_out, slot) && slots_can_put(self, slot)) {
-        bit_clear(self->handed_out, slot);
+    if (slot >= 0 && (!handed_out_only || bit_test(self->handed_out, slot)) &&
+        slots_can_put(self, slot)) {
+        if (handed_out_only) {
+            bit_clear(self->handed_out, slot);
+        }
         slots_put(self, slot);
         done = 1;
     }
     SLAB_END();
     if (!done) {
-        PyObject *args = PyTuple_Pack(1, offset);
-        if (args != NULL) {
-            slab_spec_raise((PyObject *)self, "release", args);
-            Py_DECREF(args);
+        if (!PyErr_Occurred()) {
+            slots_refuse(self, name, offset);
         }
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *slots_take_method(SlotsObject *self, PyObject *unused)
+{
+    return slots_hand_out(self, 0);
+}
+
+static PyObject *slots_put_method(SlotsObject *self, PyObject *offset)
+{
+    if (slots_take_back(self, offset, 0, "_slot_at") < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *slots_allocate(SlotsObject *self, PyObject *unused)
+{
+    return slots_hand_out(self, 1);
+}
+
+static PyObject *slots_release(SlotsObject *self, PyObject *offset)
+{
+    if (slots_take_back(self, offset, 1, "release") < 0) {
         return NULL;
     }
     return PyLong_FromSsize_t(self->slot_size);
@@ -325,11 +329,7 @@ static PyObject *slots_size_of(SlotsObject *self, PyObject *offset)
         return NULL;
     }
     if (slots_slot_at(self, offset) < 0) {
-        PyObject *args = PyTuple_Pack(1, offset);
-        if (args != NULL) {
-            slab_spec_raise((PyObject *)self, "size_of", args);
-            Py_DECREF(args);
-        }
+        slots_refuse(self, "size_of", offset);
         return NULL;
     }
     return PyLong_FromSsize_t(self->slot_size);
