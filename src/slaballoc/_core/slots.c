@@ -2,13 +2,13 @@
  * slab over them (the base of LinearSlab and FreeListSlab).
  *
  * Specification: slaballoc/policies/slots.py, linear_search.py, free_list.py,
- * slaballoc/slabs.py and arena.py.  The public classes are built from these
+ * slaballoc/slabs.py and allocator.py.  The public classes are built from these
  * base types by slaballoc._accelerate.accelerated(), which adds the pure
  * classes' cold methods; every case off the hot path is handed to the
  * specification (slab_spec_call / slab_spec_raise) before anything changes.
  *
  * Policy state, flat and pointer-free (it could live in shared memory):
- *   LinearSearch: used[slot_count]   1 = live; take() hands out the lowest 0.
+ *   LinearSearch: used[slot_count]   1 = live; _take() hands out the lowest 0.
  *   FreeList:     stack[slot_count]  the free slots' numbers (32 bits: 8 bytes
  *                                    less per slot than offsets), the next one
  *                                    last; stack_len of them are valid.
@@ -82,7 +82,7 @@ static Py_ssize_t linear_free_from(const SlotsObject *s, Py_ssize_t from)
     return hit == NULL ? -1 : hit - s->used;
 }
 
-/* The slot take() would hand out next, or -1 when every slot is live. */
+/* The slot _take() would hand out next, or -1 when every slot is live. */
 static Py_ssize_t slots_next(const SlotsObject *s)
 {
     if (s->kind == KIND_FREE_LIST) {
@@ -704,7 +704,7 @@ static PyObject *slab_commit_free(SlabObject *self, Py_ssize_t slot)
     return dropped; /* to be decref'd once the update is complete */
 }
 
-/* Raise what Arena._not_live(obj) explains. */
+/* Raise what BlockAllocator._not_live(obj) explains. */
 static int slab_raise_not_live(SlabObject *self, PyObject *obj)
 {
     PyObject *args = PyTuple_Pack(1, obj);
@@ -1056,7 +1056,7 @@ static PyObject *slab_get_slot_size(SlabObject *self, void *unused)
     return PyLong_FromSsize_t(self->slots->slot_size);
 }
 
-/* id(view) -> (offset, view) for every live block, as Arena._live. */
+/* id(view) -> (offset, view) for every live block, as BlockAllocator._live. */
 static PyObject *slab_get_live(SlabObject *self, void *unused)
 {
     if (slab_require_ready(self) < 0) {
@@ -1078,7 +1078,7 @@ static PyObject *slab_get_live(SlabObject *self, void *unused)
     return live;
 }
 
-/* offset -> view for every cached view (fast mode), as _SlotArena._cache. */
+/* offset -> view for every cached view (fast mode), as _SlotAllocator._cache. */
 static PyObject *slab_get_cache(SlabObject *self, void *unused)
 {
     if (slab_require_ready(self) < 0) {
@@ -1098,7 +1098,7 @@ static PyObject *slab_get_cache(SlabObject *self, void *unused)
     return cache;
 }
 
-/* The ids of the cached views, as _SlotArena._cached_ids. */
+/* The ids of the cached views, as _SlotAllocator._cached_ids. */
 static PyObject *slab_get_cached_ids(SlabObject *self, void *unused)
 {
     if (slab_require_ready(self) < 0) {
@@ -1119,12 +1119,12 @@ static PyObject *slab_get_cached_ids(SlabObject *self, void *unused)
 }
 
 static PyMethodDef slab_methods[] = {
-    {"alloc", (PyCFunction)slab_alloc, METH_NOARGS, "See _SlotArena.alloc."},
-    {"alloc_many", (PyCFunction)slab_alloc_many, METH_O, "See _SlotArena.alloc_many."},
-    {"free", (PyCFunction)slab_free, METH_O, "See Arena.free."},
-    {"free_many", (PyCFunction)slab_free_many, METH_O, "See Arena.free_many."},
-    {"offset_of", (PyCFunction)slab_offset_of, METH_O, "See Arena.offset_of."},
-    {"close", (PyCFunction)slab_close, METH_NOARGS, "See Arena.close."},
+    {"alloc", (PyCFunction)slab_alloc, METH_NOARGS, "See _SlotAllocator.alloc."},
+    {"alloc_many", (PyCFunction)slab_alloc_many, METH_O, "See _SlotAllocator.alloc_many."},
+    {"free", (PyCFunction)slab_free, METH_O, "See BlockAllocator.free."},
+    {"free_many", (PyCFunction)slab_free_many, METH_O, "See BlockAllocator.free_many."},
+    {"offset_of", (PyCFunction)slab_offset_of, METH_O, "See BlockAllocator.offset_of."},
+    {"close", (PyCFunction)slab_close, METH_NOARGS, "See BlockAllocator.close."},
     {NULL},
 };
 
