@@ -247,7 +247,7 @@ def run_shared_bench(
     )
 
 
-def shared_bench_rows(result: SharedBenchResult) -> list[list[str]]:
+def _shared_bench_rows(result: SharedBenchResult) -> list[list[str]]:
     """The issue's table: measure, figures, ratio, target."""
     rows = []
     targets = {"1 MiB": ">= 10x", "16 MiB": ">= 15x", "1 KiB": "report"}
@@ -304,7 +304,7 @@ def bench_command(
     print(f"SharedHeap bench: {machine_line()}; medians of {repeats} interleaved runs\n")
     result = run_shared_bench(repeats=repeats, quick=quick, progress=progress)
     headers = ["measure", "figures", "ratio", "target"]
-    print(format_table(headers, shared_bench_rows(result)))
+    print(format_table(headers, _shared_bench_rows(result)))
     if json_path:
         document = {"machine": machine(), "repeats": repeats, "shared": asdict(result)}
         write_json(json_path, document)

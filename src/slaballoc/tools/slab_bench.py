@@ -363,7 +363,7 @@ def pairs_table(pairs: dict[int, dict[str, float]]) -> str:
     return format_table(headers, rows)
 
 
-def ratio_table(times: dict[str, float], unit: str = "ns per block") -> str:
+def _ratio_table(times: dict[str, float], unit: str = "ns per block") -> str:
     """Each alternative's time and its ratio to the first."""
     first = next(iter(times.values()))
     rows = [[name, f"{t * 1e9:,.0f}", f"{t / first:.2f}x"] for name, t in times.items()]
@@ -433,11 +433,11 @@ def run(
     parts.append(steps_table(steps) + "\n\n")
     document["pair_steps_seconds"] = steps
     bulk = measure_bulk(number=30 if quick else 300, repeats=repeats)
-    parts.append("64 blocks of 64 B: bulk against single calls\n" + ratio_table(bulk) + "\n\n")
+    parts.append("64 blocks of 64 B: bulk against single calls\n" + _ratio_table(bulk) + "\n\n")
     document["bulk_seconds_per_block"] = bulk
     threads = measure_threads(pairs=500 if quick else 5_000, repeats=repeats)
     parts.append("4 threads, alloc/free pairs on one cache\n")
-    parts.append(ratio_table(threads, "ns per pair") + "\n\n")
+    parts.append(_ratio_table(threads, "ns per pair") + "\n\n")
     document["threads_seconds_per_pair"] = threads
     figures = [measure_trace(trace, repeats, progress) for trace in traces]
     if figures:
@@ -447,7 +447,7 @@ def run(
     return "".join(parts), document
 
 
-def default_traces() -> list[Path]:
+def _default_traces() -> list[Path]:
     """The project's shared traces, ``../shared/traces/*.rep``, if the checkout has them."""
     return sorted(Path("../shared/traces").glob("*.rep"))
 
@@ -472,7 +472,7 @@ def add_options(bench: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, progress: Progress) -> int:
     """``slaballoc bench --slab``: print the report; write ``--json``."""
-    paths = default_traces() if args.traces is None else [Path(p) for p in args.traces]
+    paths = _default_traces() if args.traces is None else [Path(p) for p in args.traces]
     try:
         traces = [read_trace(path) for path in paths]
     except (OSError, TraceFormatError) as error:
