@@ -3,7 +3,8 @@
 The argparse types (``type=positive``) turn a bad number into argparse's one-line
 usage error; :func:`check_output` refuses an output file that could not be
 written before the long work that fills it; :class:`CommandLineError` is how a
-command's own check says so (``slaballoc`` prints it as one line, no traceback).
+command's own check says so (``slaballoc`` prints it as one line, no traceback);
+:func:`warn` is that one line, for a command that reports a failure itself.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ __all__ = [
     "positive",
     "power_of_two",
     "seconds",
+    "warn",
     "write_json",
 ]
 
@@ -111,6 +114,11 @@ def seconds(text: str) -> float:
     if not value > 0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
     return value
+
+
+def warn(command: str, message: str) -> None:
+    """Say on stderr, as one line naming the command, what went wrong (and what to do)."""
+    print(f"slaballoc {command}: {message}", file=sys.stderr)
 
 
 def check_output(path: str | None, option: str) -> None:

@@ -31,6 +31,7 @@ from .arguments import (
     positive,
     power_of_two,
     seconds,
+    warn,
     write_json,
 )
 from .demo import KINDS, SCENARIOS, DemoFailedError, print_notation, run_demo, state_after
@@ -82,10 +83,6 @@ def _output_for(path: str, trace_name: str, many: bool) -> Path:
     return target.with_name(f"{target.stem}-{Path(trace_name).stem}{target.suffix}")
 
 
-def _warn(command: str, message: str) -> None:
-    print(f"slaballoc {command}: {message}", file=sys.stderr)
-
-
 def _add_output_options(command: argparse.ArgumentParser, *, plot: str) -> None:
     """The options every measuring command shares."""
     command.add_argument("--json", metavar="FILE", help="also write the numbers to FILE")
@@ -124,7 +121,7 @@ def _demo(args: argparse.Namespace) -> int:
         try:
             run_demo(KINDS[name], sys.stdout, colour=colour)
         except DemoFailedError as failure:
-            _warn("demo", str(failure))
+            warn("demo", str(failure))
             return 1
     return 0
 
@@ -327,7 +324,7 @@ def _replay(args: argparse.Namespace) -> int:
             results.append(_replay_one(args, argument))
         except (OSError, SlabError, MemoryError, OverflowError) as error:
             message = _replay_error(argument, error, args.capacity)
-            _warn("replay", message)
+            warn("replay", message)
             errors.append({"trace": argument, "error": message})
     if results:
         print(f"slaballoc {__version__} replay: {reports.machine_line()}")
@@ -348,7 +345,7 @@ def _replay(args: argparse.Namespace) -> int:
         },
     )
     if errors and len(args.traces) > 1:
-        _warn("replay", f"{len(errors)} of {len(args.traces)} traces could not be replayed")
+        warn("replay", f"{len(errors)} of {len(args.traces)} traces could not be replayed")
     return USAGE_ERROR if errors else 0
 
 
@@ -494,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except CommandLineError as error:
-        _warn(args.command, str(error))
+        warn(args.command, str(error))
         return error.status
     except KeyboardInterrupt:
         # On a terminal, first erase the progress line the interruption cut short.
@@ -508,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return BROKEN_PIPE
     except OSError as error:  # writing a result failed after the checks passed: disk full, say
-        _warn(args.command, f"cannot write {error.filename or 'the output'}: {error.strerror}")
+        warn(args.command, f"cannot write {error.filename or 'the output'}: {error.strerror}")
         return 1
     return status
 

@@ -292,14 +292,14 @@ def bench_command(
     """``slaballoc bench --shared``: measure, print the table, optionally write JSON."""
     from dataclasses import asdict  # noqa: PLC0415
 
-    from .arguments import write_json  # noqa: PLC0415
+    from .arguments import warn, write_json  # noqa: PLC0415
     from .reports import machine, machine_line  # noqa: PLC0415
     from .tables import format_table  # noqa: PLC0415
 
     try:
         import numpy  # noqa: F401, PLC0415
     except ModuleNotFoundError:
-        print("slaballoc bench --shared: needs numpy (pip install numpy)")
+        warn("bench --shared", "needs numpy (pip install numpy)")
         return 1
     print(f"SharedHeap bench: {machine_line()}; medians of {repeats} interleaved runs\n")
     result = run_shared_bench(repeats=repeats, quick=quick, progress=progress)

@@ -19,7 +19,7 @@ from ..shared import SharedBlock, SharedHeap
 from ..shared.layout import MAGIC, WORD
 from ..shared.processes import is_alive
 from ..shared.segment import Segment, path_of, segment_names
-from .arguments import count_between
+from .arguments import count_between, warn
 from .render import use_colour
 from .tables import format_table
 
@@ -168,7 +168,7 @@ def _remove(args: argparse.Namespace) -> int:
     if not _is_heap(args.name):
         path = path_of(args.name)
         what = "does not exist" if not os.path.exists(path) else "is not a slaballoc heap"
-        print(f"slaballoc shm rm: {path} {what}; nothing removed", file=sys.stderr)
+        warn("shm rm", f"{path} {what}; nothing removed")
         return 1
     Segment.unlink(args.name)
     print(f"removed {args.name} (processes still attached keep their mapping until they close)")
@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         status: int = args.shm_action(args)
     except SlabError as error:
-        print(f"slaballoc shm {args.shm_command}: {error}", file=sys.stderr)
+        warn(f"shm {args.shm_command}", str(error))
         return 1
     return status
 

@@ -21,7 +21,6 @@ and ratios.
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import time
 import timeit
@@ -35,7 +34,7 @@ from .. import __version__
 from ..dynamic import DynamicSlab
 from ..sizes import round_up
 from ..slab_cache import SlabCache
-from .arguments import write_json
+from .arguments import warn, write_json
 from .interpreter import peak_live_bytes
 from .peers import DynamicContender, SlabCacheContender
 from .replay import audit_replay, capacity_for, time_replay
@@ -476,7 +475,7 @@ def main(args: argparse.Namespace, progress: Progress) -> int:
     try:
         traces = [read_trace(path) for path in paths]
     except (OSError, TraceFormatError) as error:
-        print(f"slaballoc bench: {error}", file=sys.stderr)
+        warn("bench", str(error))
         return 2
     if args.quick:  # a smoke run: the first 20,000 operations of each trace
         traces = [_head(trace, 20_000) for trace in traces]

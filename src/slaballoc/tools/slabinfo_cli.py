@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 
 from ..slab_cache import SlabCache, SlabInfo
-from .arguments import check_output, non_negative, positive, write_json
+from .arguments import check_output, non_negative, positive, warn, write_json
 from .peers import SlabCacheContender
 from .replay import capacity_for, time_replay
 from .samples import UnknownSampleError, read_trace_argument
@@ -108,20 +107,20 @@ def slabinfo_table(rows: list[SlabInfo]) -> str:
 def run(args: argparse.Namespace) -> int:
     """``slaballoc slabinfo``: replay, then print the table (and write ``--json``)."""
     if args.sample == (args.trace is not None):
-        print("slaballoc slabinfo: give a TRACE file or --sample (one of them)", file=sys.stderr)
+        warn("slabinfo", "give a TRACE file or --sample (one of them)")
         return 2
     check_output(args.json, "--json")
     try:
         trace = sample_trace() if args.sample else read_trace_argument(args.trace)
     except (OSError, TraceFormatError, UnknownSampleError) as error:
-        print(f"slaballoc slabinfo: {error}", file=sys.stderr)
+        warn("slabinfo", str(error))
         return 2
     try:
         cache, failed = slabinfo_for_trace(
             trace, capacity=args.capacity, magazine_size=args.magazine_size
         )
     except (ValueError, TypeError) as error:  # e.g. a magazine size out of range
-        print(f"slaballoc slabinfo: {error}", file=sys.stderr)
+        warn("slabinfo", str(error))
         return 2
     stats = cache.stats()
     print(
