@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import pairwise
 
 import pytest
 
@@ -34,6 +35,12 @@ def state(allocator: Allocator) -> tuple[object, ...]:
         bytes(allocator.memory),
         allocator.stats(),
     )
+
+
+def assert_disjoint(spans: Iterable[tuple[int, int]]) -> None:
+    """No two blocks, given as ``(offset, size)`` in any order, share a byte."""
+    for (start, size), (next_start, _) in pairwise(sorted(spans)):
+        assert start + size <= next_start, f"[{start}, {start + size}) overlaps {next_start}"
 
 
 @pytest.fixture(params=ALLOCATORS, ids=lambda cls: cls.__name__)
