@@ -231,15 +231,17 @@ static int slots_require_ready(SlotsObject *self)
     return 0;
 }
 
-/* Refuse `offset` through the specification's method `name`, which raises the
- * typed error (its text is defined once, in Python). */
-static void slots_refuse(SlotsObject *self, const char *name, PyObject *offset)
+/* Refuse `arg` through the specification's method `name`, which raises the
+ * typed error (its text is defined once, in Python).  Always returns -1. */
+static int spec_raise1(PyObject *self, const char *name, PyObject *arg)
 {
-    PyObject *args = PyTuple_Pack(1, offset);
-    if (args != NULL) {
-        slab_spec_raise((PyObject *)self, name, args);
-        Py_DECREF(args);
+    PyObject *args = PyTuple_Pack(1, arg);
+    if (args == NULL) {
+        return -1;
     }
+    slab_spec_raise(self, name, args);
+    Py_DECREF(args);
+    return -1;
 }
 
 /* _take and allocate: the next free slot's offset; allocate also marks the
@@ -290,7 +292,7 @@ static int slots_take_back(SlotsObject *self, PyObject *offset, int handed_out_o
     SLAB_END();
     if (!done) {
         if (!PyErr_Occurred()) {
-            slots_refuse(self, name, offset);
+            spec_raise1((PyObject *)self, name, offset);
         }
         return -1;
     }
@@ -329,7 +331,7 @@ static PyObject *slots_size_of(SlotsObject *self, PyObject *offset)
         return NULL;
     }
     if (slots_slot_at(self, offset) < 0) {
-        slots_refuse(self, "size_of", offset);
+        spec_raise1((PyObject *)self, "size_of", offset);
         return NULL;
     }
     return PyLong_FromSsize_t(self->slot_size);
@@ -728,17 +730,6 @@ static int slab_raise_in_use(SlabObject *self, Py_ssize_t slot, const char *oper
     return -1;
 }
 
-static int slab_spec_raise1(SlabObject *self, const char *name, PyObject *arg)
-{
-    PyObject *args = PyTuple_Pack(1, arg);
-    if (args == NULL) {
-        return -1;
-    }
-    slab_spec_raise((PyObject *)self, name, args);
-    Py_DECREF(args);
-    return -1;
-}
-
 static PyObject *slab_free(SlabObject *self, PyObject *view)
 {
     if (slab_require_ready(self) < 0) {
@@ -846,7 +837,7 @@ static PyObject *slab_free_many(SlabObject *self, PyObject *iterable)
     SLAB_END2();
     if (!valid) {
         /* The specification finds the first bad view and raises its own error. */
-        slab_spec_raise1(self, "free_many", batch);
+        spec_raise1((PyObject *)self, "free_many", batch);
         Py_DECREF(batch);
         return NULL;
     }
