@@ -7,7 +7,9 @@ that fit every allocator on ``SlabCache`` too.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from itertools import pairwise
 
 import pytest
 
@@ -35,11 +37,28 @@ def state(allocator: Allocator) -> tuple[object, ...]:
     )
 
 
+def assert_disjoint(spans: Iterable[tuple[int, int]]) -> None:
+    """No two blocks, given as ``(offset, size)`` in any order, share a byte."""
+    for (start, size), (next_start, _) in pairwise(sorted(spans)):
+        assert start + size <= next_start, f"[{start}, {start + size}) overlaps {next_start}"
+
+
 @pytest.fixture(params=ALLOCATORS, ids=lambda cls: cls.__name__)
 def make(request: pytest.FixtureRequest) -> Callable[..., Allocator]:
     """A factory for each allocator class in turn."""
     cls: type[Allocator] = request.param
     return cls
+
+
+@pytest.fixture
+def fast_switching() -> Iterator[None]:
+    """Switch threads as often as the interpreter can (to expose races); then restore it."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(interval)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -22,12 +22,14 @@ from slaballoc.errors import (
     InvalidSizeError,
     LayoutVersionError,
     NotASegmentError,
+    ProcessTableFullError,
     SegmentExistsError,
     SegmentNotFoundError,
     SegmentTooLargeError,
     SizeTooLargeError,
     SizeTypeError,
     SlabError,
+    UnsupportedPlatformError,
 )
 from slaballoc.shared.layout import H_VERSION
 from slaballoc.shared.processes import ProcessName, is_alive
@@ -290,6 +292,8 @@ def test_every_error_is_a_slab_error_and_a_builtin() -> None:
         (NotASegmentError, ValueError),
         (LayoutVersionError, ValueError),
         (SegmentTooLargeError, MemoryError),
+        (ProcessTableFullError, RuntimeError),
+        (UnsupportedPlatformError, OSError),
     ]
     for error, builtin in pairs:
         assert issubclass(error, SlabError)

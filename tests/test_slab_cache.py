@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pickle
 import threading
-from itertools import pairwise
 
 import pytest
 
+from conftest import assert_disjoint
 from slaballoc import (
     AllocatorClosedError,
     BlockInUseError,
@@ -62,9 +62,7 @@ def test_blocks_are_distinct_objects_of_their_class() -> None:
     cache = SlabCache(capacity=MIB)
     sizes = [1, 16, 17, 64, 100, 1500, 4096, 16384, 16385, 100_000]
     views = fill(cache, sizes)
-    spans = sorted((cache.offset_of(v), len(v)) for v in views)
-    for (start, size), (next_start, _) in pairwise(spans):
-        assert start + size <= next_start
+    assert_disjoint((cache.offset_of(v), len(v)) for v in views)
     for number, view in enumerate(views):
         assert bytes(view) == bytes([number % 251 + 1]) * len(view)
         assert cache.offset_of(view) % 16 == 0

@@ -9,13 +9,14 @@ magazines.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from itertools import count, pairwise
+from itertools import count
 
 import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from conftest import assert_disjoint
 from slaballoc import InvalidFreeError, OutOfMemoryError, SlabCache
 
 CAPACITY = 256 << 10
@@ -117,9 +118,7 @@ class SlabCacheMachine(RuleBasedStateMachine):
 
     @invariant()
     def no_two_blocks_overlap(self) -> None:
-        spans = sorted((self.cache.offset_of(v), len(v)) for v, _ in self.expected.values())
-        for (start, size), (next_start, _) in pairwise(spans):
-            assert start + size <= next_start
+        assert_disjoint((self.cache.offset_of(v), len(v)) for v, _ in self.expected.values())
 
     @invariant()
     def books_are_exact(self) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import random
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -16,17 +14,6 @@ from slaballoc import OutOfMemoryError, SlabCache
 THREADS = 8
 ROUNDS = 400
 SIZES = [8, 64, 100, 1500, 5000, 20_000]  # small, middle and large classes, and a large block
-
-
-@pytest.fixture
-def rapid_switching() -> Iterator[None]:
-    """Make the interpreter switch threads as often as it can, to expose races."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(before)
 
 
 class Workload:
@@ -100,7 +87,7 @@ class Workload:
         self.cache.free_many(mine)
 
 
-@pytest.mark.usefixtures("rapid_switching")
+@pytest.mark.usefixtures("fast_switching")
 @pytest.mark.parametrize("magazine_size", [None, 0, 2])
 def test_eight_threads_share_one_cache(magazine_size: int | None) -> None:
     cache = SlabCache(capacity=4 << 20, magazine_size=magazine_size)
@@ -121,7 +108,7 @@ def test_eight_threads_share_one_cache(magazine_size: int | None) -> None:
     assert stats.allocs == stats.frees > 0
 
 
-@pytest.mark.usefixtures("rapid_switching")
+@pytest.mark.usefixtures("fast_switching")
 def test_reports_while_other_threads_allocate() -> None:
     """stats() and slabinfo() take the lock and copy what they read: safe at any moment."""
     cache = SlabCache(capacity=4 << 20)

@@ -64,3 +64,19 @@ def test_bad_option_values_are_refused(capsys: pytest.CaptureFixture[str]) -> No
         cli.main(["slabinfo", "--sample", "--magazine-size", "-1"])
     assert "must be at least 0" in capsys.readouterr().err
     assert cli.main(["slabinfo", "--sample", "--magazine-size", "1000"]) == 2
+
+
+def test_a_bad_capacity_says_what_was_expected(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["slabinfo", "--sample", "--capacity", "x"])
+    assert "expected a whole number, got 'x'" in capsys.readouterr().err
+
+
+def test_an_unwritable_json_is_refused_before_the_replay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no-such-folder" / "out.json"
+    assert cli.main(["slabinfo", "--sample", "--json", str(missing)]) == 2
+    captured = capsys.readouterr()
+    assert "the folder" in captured.err and "does not exist" in captured.err
+    assert captured.out == ""  # refused before any table was printed

@@ -10,9 +10,8 @@ fails at once; a pattern overwritten by another thread fails at verification.
 from __future__ import annotations
 
 import random
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -29,17 +28,6 @@ ROUNDS = 3
 CAPACITY = 8192
 #: LinearSlab's race (two threads finding the same free flag) shows most often on a large slab.
 LINEAR_CAPACITY = 1 << 20
-
-
-@pytest.fixture
-def fast_switching() -> Iterator[None]:
-    """Switch threads as often as the interpreter can, then restore the interval."""
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(interval)
 
 
 class Ownership:

@@ -190,13 +190,9 @@ class BlockAllocator:
         """
         batch = list(views)
         with self._lock:
-            seen: set[int] = set()
-            for view in batch:
-                if id(view) in seen:
-                    raise DoubleFreeError("free_many() was given the same block twice")
-                if id(view) not in self._live:
-                    raise self._not_live(view)
-                seen.add(id(view))
+            refusal = self._batch_refusal(batch)
+            if refusal is not None:
+                raise refusal
             if not self._fast:
                 self._release_all(batch, "free_many")
             for view in batch:
@@ -451,6 +447,23 @@ class BlockAllocator:
 
     def _refuse_closed(self, *_: object) -> NoReturn:
         raise AllocatorClosedError(f"{type(self).__name__} is closed: create a new one")
+
+    def _batch_refusal(self, batch: list[memoryview]) -> SlabError | None:
+        """The error for ``batch``'s first block that is not live or comes twice; None if none.
+
+        O(k).  ``free_many`` asks under the lock before it frees anything; ``SlabCache``'s
+        asks to explain a refusal its own fast check has found.
+        """
+        seen: set[int] = set()
+        for view in batch:
+            if id(view) in seen:
+                return DoubleFreeError(
+                    "free_many() was given the same block twice: pass each block once"
+                )
+            if id(view) not in self._live:
+                return self._not_live(view)
+            seen.add(id(view))
+        return None
 
     def _not_live(self, obj: object) -> SlabError:
         """Explain why ``obj`` is not a live block of this allocator."""

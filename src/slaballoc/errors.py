@@ -17,6 +17,7 @@ __all__ = [
     "InvalidFreeError",
     "InvalidSizeError",
     "InvariantError",
+    "MemoryCorruptionError",
     "OutOfMemoryError",
     "SizeTooLargeError",
     "SizeTypeError",
@@ -114,9 +115,11 @@ __all__ += [
     "LayoutVersionError",
     "NotASegmentError",
     "NumpyUnavailableError",
+    "ProcessTableFullError",
     "SegmentExistsError",
     "SegmentNotFoundError",
     "SegmentTooLargeError",
+    "UnsupportedPlatformError",
 ]
 
 
@@ -146,3 +149,11 @@ class SegmentTooLargeError(SlabError, MemoryError):
 
 class NumpyUnavailableError(SlabError, ModuleNotFoundError):
     """A numpy feature was asked for, but numpy is not installed."""
+
+
+class ProcessTableFullError(SlabError, RuntimeError):
+    """Every process slot of a shared heap is held by a live process."""
+
+
+class UnsupportedPlatformError(SlabError, OSError):
+    """This system lacks what ``SharedHeap`` needs (Linux's OFD locks and ``/proc``)."""

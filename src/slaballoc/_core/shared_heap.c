@@ -567,15 +567,12 @@ shared_locked_release(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* The bare operations, without lock or commit (the differential test's view). */
 static PyObject *
-shared_allocate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+bare_operation(int operation, PyObject *const *args)
 {
-    if (nargs != 4 || !exact_ints(args, 1, nargs)) {
-        Py_RETURN_NONE;
-    }
     int overflow = 0;
-    long long size = PyLong_AsLongLongAndOverflow(args[1], &overflow);
-    long long pid = PyLong_AsLongLong(args[2]);
-    long long born = PyLong_AsLongLong(args[3]);
+    long long number = PyLong_AsLongLongAndOverflow(args[1], &overflow);
+    long long pid = operation == ALLOCATE ? PyLong_AsLongLong(args[2]) : 0;
+    long long born = operation == ALLOCATE ? PyLong_AsLongLong(args[3]) : 0;
     if (PyErr_Occurred()) {
         return NULL;
     }
@@ -585,8 +582,20 @@ shared_allocate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     h.bad |= overflow;
-    int64_t result = h.bad ? 0 : do_allocate(&h, size, pid, born);
+    int64_t result = 0;
+    if (!h.bad) {
+        result = operation == ALLOCATE ? do_allocate(&h, number, pid, born) : do_release(&h, number);
+    }
     return close_heap(&h, &view, result);
+}
+
+static PyObject *
+shared_allocate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !exact_ints(args, 1, nargs)) {
+        Py_RETURN_NONE;
+    }
+    return bare_operation(ALLOCATE, args);
 }
 
 static PyObject *
@@ -595,19 +604,7 @@ shared_release(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (nargs != 2 || !exact_ints(args, 1, nargs)) {
         Py_RETURN_NONE;
     }
-    int overflow = 0;
-    long long offset = PyLong_AsLongLongAndOverflow(args[1], &overflow);
-    if (PyErr_Occurred()) {
-        return NULL;
-    }
-    Heap h;
-    Py_buffer view;
-    if (open_heap(&h, &view, args[0]) < 0) {
-        return NULL;
-    }
-    h.bad |= overflow;
-    int64_t result = h.bad ? 0 : do_release(&h, offset);
-    return close_heap(&h, &view, result);
+    return bare_operation(RELEASE, args);
 }
 
 static PyMethodDef shared_heap_functions[] = {

@@ -2,13 +2,13 @@
  * slab over them (the base of LinearSlab and FreeListSlab).
  *
  * Specification: slaballoc/policies/slots.py, linear_search.py, free_list.py,
- * slaballoc/slabs.py and arena.py.  The public classes are built from these
+ * slaballoc/slabs.py and allocator.py.  The public classes are built from these
  * base types by slaballoc._accelerate.accelerated(), which adds the pure
  * classes' cold methods; every case off the hot path is handed to the
  * specification (slab_spec_call / slab_spec_raise) before anything changes.
  *
  * Policy state, flat and pointer-free (it could live in shared memory):
- *   LinearSearch: used[slot_count]   1 = live; take() hands out the lowest 0.
+ *   LinearSearch: used[slot_count]   1 = live; _take() hands out the lowest 0.
  *   FreeList:     stack[slot_count]  the free slots' numbers (32 bits: 8 bytes
  *                                    less per slot than offsets), the next one
  *                                    last; stack_len of them are valid.
@@ -82,7 +82,7 @@ static Py_ssize_t linear_free_from(const SlotsObject *s, Py_ssize_t from)
     return hit == NULL ? -1 : hit - s->used;
 }
 
-/* The slot take() would hand out next, or -1 when every slot is live. */
+/* The slot _take() would hand out next, or -1 when every slot is live. */
 static Py_ssize_t slots_next(const SlotsObject *s)
 {
     if (s->kind == KIND_FREE_LIST) {
@@ -231,51 +231,23 @@ static int slots_require_ready(SlotsObject *self)
     return 0;
 }
 
-static PyObject *slots_take_method(SlotsObject *self, PyObject *unused)
+/* Refuse `arg` through the specification's method `name`, which raises the
+ * typed error (its text is defined once, in Python).  Always returns -1. */
+static int spec_raise1(PyObject *self, const char *name, PyObject *arg)
 {
-    if (slots_require_ready(self) < 0) {
-        return NULL;
+    PyObject *args = PyTuple_Pack(1, arg);
+    if (args == NULL) {
+        return -1;
     }
-    PyObject *result = NULL;
-    SLAB_BEGIN(self);
-    Py_ssize_t slot = slots_next(self);
-    if (slot >= 0) {
-        slots_take(self, slot);
-        result = PyLong_FromSsize_t(slot * self->slot_size);
-    }
-    SLAB_END();
-    if (result == NULL && !PyErr_Occurred()) {
-        slab_raise_from_method((PyObject *)self, "out_of_memory", NULL);
-    }
-    return result;
+    slab_spec_raise(self, name, args);
+    Py_DECREF(args);
+    return -1;
 }
 
-static PyObject *slots_put_method(SlotsObject *self, PyObject *offset)
-{
-    if (slots_require_ready(self) < 0) {
-        return NULL;
-    }
-    int done = 0;
-    SLAB_BEGIN(self);
-    Py_ssize_t slot = slots_slot_at(self, offset);
-    if (slot >= 0 && slots_can_put(self, slot)) {
-        slots_put(self, slot);
-        done = 1;
-    }
-    SLAB_END();
-    if (!done) {
-        /* Unchecked in Python; here a bad offset could write out of bounds: refuse it. */
-        PyObject *args = PyTuple_Pack(1, offset);
-        if (args != NULL) {
-            slab_spec_raise((PyObject *)self, "_slot_at", args);
-            Py_DECREF(args);
-        }
-        return NULL;
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *slots_allocate(SlotsObject *self, PyObject *unused)
+/* _take and allocate: the next free slot's offset; allocate also marks the
+ * slot handed out.  The int is made before the slot is taken, so that a
+ * MemoryError there changes nothing. */
+static PyObject *slots_hand_out(SlotsObject *self, int mark_handed_out)
 {
     if (slots_require_ready(self) < 0) {
         return NULL;
@@ -285,7 +257,9 @@ static PyObject *slots_allocate(SlotsObject *self, PyObject *unused)
     Py_ssize_t slot = slots_next(self);
     if (slot >= 0 && (result = PyLong_FromSsize_t(slot * self->slot_size)) != NULL) {
         slots_take(self, slot);
-        bit_set(self->handed_out, slot);
+        if (mark_handed_out) {
+            bit_set(self->handed_out, slot);
+        }
     }
     SLAB_END();
     if (result == NULL && !PyErr_Occurred()) {
@@ -294,26 +268,58 @@ static PyObject *slots_allocate(SlotsObject *self, PyObject *unused)
     return result;
 }
 
-static PyObject *slots_release(SlotsObject *self, PyObject *offset)
+/* _put and release: take back the slot at `offset`; release also requires
+ * (and clears) the handed-out mark.  Unchecked in Python, _put is checked
+ * here: a bad offset would write out of bounds.  Returns 0, or -1 with the
+ * specification's error (`name` is the method that raises it) set. */
+static int slots_take_back(SlotsObject *self, PyObject *offset, int handed_out_only,
+                           const char *name)
 {
     if (slots_require_ready(self) < 0) {
-        return NULL;
+        return -1;
     }
     int done = 0;
     SLAB_BEGIN(self);
     Py_ssize_t slot = slots_slot_at(self, offset);
-    if (slot >= 0 && bit_test(self->handed_out, slot) && slots_can_put(self, slot)) {
-        bit_clear(self->handed_out, slot);
+    if (slot >= 0 && (!handed_out_only || bit_test(self->handed_out, slot)) &&
+        slots_can_put(self, slot)) {
+        if (handed_out_only) {
+            bit_clear(self->handed_out, slot);
+        }
         slots_put(self, slot);
         done = 1;
     }
     SLAB_END();
     if (!done) {
-        PyObject *args = PyTuple_Pack(1, offset);
-        if (args != NULL) {
-            slab_spec_raise((PyObject *)self, "release", args);
-            Py_DECREF(args);
+        if (!PyErr_Occurred()) {
+            spec_raise1((PyObject *)self, name, offset);
         }
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *slots_take_method(SlotsObject *self, PyObject *unused)
+{
+    return slots_hand_out(self, 0);
+}
+
+static PyObject *slots_put_method(SlotsObject *self, PyObject *offset)
+{
+    if (slots_take_back(self, offset, 0, "_slot_at") < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *slots_allocate(SlotsObject *self, PyObject *unused)
+{
+    return slots_hand_out(self, 1);
+}
+
+static PyObject *slots_release(SlotsObject *self, PyObject *offset)
+{
+    if (slots_take_back(self, offset, 1, "release") < 0) {
         return NULL;
     }
     return PyLong_FromSsize_t(self->slot_size);
@@ -325,11 +331,7 @@ static PyObject *slots_size_of(SlotsObject *self, PyObject *offset)
         return NULL;
     }
     if (slots_slot_at(self, offset) < 0) {
-        PyObject *args = PyTuple_Pack(1, offset);
-        if (args != NULL) {
-            slab_spec_raise((PyObject *)self, "size_of", args);
-            Py_DECREF(args);
-        }
+        spec_raise1((PyObject *)self, "size_of", offset);
         return NULL;
     }
     return PyLong_FromSsize_t(self->slot_size);
@@ -728,7 +730,7 @@ static PyObject *slab_commit_free(SlabObject *self, Py_ssize_t slot)
     return dropped; /* to be decref'd once the update is complete */
 }
 
-/* Raise what Arena._not_live(obj) explains. */
+/* Raise what BlockAllocator._not_live(obj) explains. */
 static int slab_raise_not_live(SlabObject *self, PyObject *obj)
 {
     PyObject *args = PyTuple_Pack(1, obj);
@@ -748,17 +750,6 @@ static int slab_raise_in_use(SlabObject *self, Py_ssize_t slot, const char *oper
         return -1;
     }
     slab_raise_from_method((PyObject *)self, "_in_use", args);
-    Py_DECREF(args);
-    return -1;
-}
-
-static int slab_spec_raise1(SlabObject *self, const char *name, PyObject *arg)
-{
-    PyObject *args = PyTuple_Pack(1, arg);
-    if (args == NULL) {
-        return -1;
-    }
-    slab_spec_raise((PyObject *)self, name, args);
     Py_DECREF(args);
     return -1;
 }
@@ -870,7 +861,7 @@ static PyObject *slab_free_many(SlabObject *self, PyObject *iterable)
     SLAB_END2();
     if (!valid) {
         /* The specification finds the first bad view and raises its own error. */
-        slab_spec_raise1(self, "free_many", batch);
+        spec_raise1((PyObject *)self, "free_many", batch);
         Py_DECREF(batch);
         return NULL;
     }
@@ -1080,7 +1071,7 @@ static PyObject *slab_get_slot_size(SlabObject *self, void *unused)
     return PyLong_FromSsize_t(self->slots->slot_size);
 }
 
-/* id(view) -> (offset, view) for every live block, as Arena._live. */
+/* id(view) -> (offset, view) for every live block, as BlockAllocator._live. */
 static PyObject *slab_get_live(SlabObject *self, void *unused)
 {
     if (slab_require_ready(self) < 0) {
@@ -1102,7 +1093,7 @@ static PyObject *slab_get_live(SlabObject *self, void *unused)
     return live;
 }
 
-/* offset -> view for every cached view (fast mode), as _SlotArena._cache. */
+/* offset -> view for every cached view (fast mode), as _SlotAllocator._cache. */
 static PyObject *slab_get_cache(SlabObject *self, void *unused)
 {
     if (slab_require_ready(self) < 0) {
@@ -1122,7 +1113,7 @@ static PyObject *slab_get_cache(SlabObject *self, void *unused)
     return cache;
 }
 
-/* The ids of the cached views, as _SlotArena._cached_ids. */
+/* The ids of the cached views, as _SlotAllocator._cached_ids. */
 static PyObject *slab_get_cached_ids(SlabObject *self, void *unused)
 {
     if (slab_require_ready(self) < 0) {
@@ -1143,12 +1134,12 @@ static PyObject *slab_get_cached_ids(SlabObject *self, void *unused)
 }
 
 static PyMethodDef slab_methods[] = {
-    {"alloc", (PyCFunction)slab_alloc, METH_NOARGS, "See _SlotArena.alloc."},
-    {"alloc_many", (PyCFunction)slab_alloc_many, METH_O, "See _SlotArena.alloc_many."},
-    {"free", (PyCFunction)slab_free, METH_O, "See Arena.free."},
-    {"free_many", (PyCFunction)slab_free_many, METH_O, "See Arena.free_many."},
-    {"offset_of", (PyCFunction)slab_offset_of, METH_O, "See Arena.offset_of."},
-    {"close", (PyCFunction)slab_close, METH_NOARGS, "See Arena.close."},
+    {"alloc", (PyCFunction)slab_alloc, METH_NOARGS, "See _SlotAllocator.alloc."},
+    {"alloc_many", (PyCFunction)slab_alloc_many, METH_O, "See _SlotAllocator.alloc_many."},
+    {"free", (PyCFunction)slab_free, METH_O, "See BlockAllocator.free."},
+    {"free_many", (PyCFunction)slab_free_many, METH_O, "See BlockAllocator.free_many."},
+    {"offset_of", (PyCFunction)slab_offset_of, METH_O, "See BlockAllocator.offset_of."},
+    {"close", (PyCFunction)slab_close, METH_NOARGS, "See BlockAllocator.close."},
     {NULL},
 };
 

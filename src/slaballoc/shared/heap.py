@@ -23,7 +23,7 @@ from ..errors import (
     LayoutVersionError,
     NotASegmentError,
     NumpyUnavailableError,
-    SlabError,
+    UnsupportedPlatformError,
 )
 from ..sizes import require_count, require_power_of_two
 from ..stats import ArenaStats
@@ -80,7 +80,9 @@ class AttachedProcess(NamedTuple):
 def _identity() -> ProcessName:
     me = ProcessName.of(os.getpid())
     if me is None:  # pragma: no cover - /proc is always there on Linux
-        raise SlabError("cannot read /proc/self/stat: SharedHeap needs Linux's /proc")
+        raise UnsupportedPlatformError(
+            "cannot read /proc/self/stat: SharedHeap needs Linux's /proc"
+        )
     return me
 
 

@@ -18,7 +18,7 @@ import fcntl
 import struct
 import threading
 
-from ..errors import SlabError
+from ..errors import UnsupportedPlatformError
 
 __all__ = ["HeapLock"]
 
@@ -46,7 +46,7 @@ class HeapLock:
 
     def __init__(self, fd: int) -> None:
         if _SETLKW is None:
-            raise SlabError(
+            raise UnsupportedPlatformError(
                 "this system has no open-file-description locks (F_OFD_SETLKW): "
                 "SharedHeap needs Linux 3.15 or newer"
             )

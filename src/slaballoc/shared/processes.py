@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from ..errors import SlabError
+from ..errors import ProcessTableFullError
 from .layout import P_ATTACHED, P_BORN, P_PID, Layout
 
 __all__ = [
@@ -95,7 +95,7 @@ def attach_process(words: memoryview, put: Put, layout: Layout, me: ProcessName)
         if not pid and empty is None:
             empty = slot
     if empty is None:
-        raise SlabError(
+        raise ProcessTableFullError(
             f"all {layout.process_slots} process slots of this heap are taken by live "
             "processes: close the heap in some of them, or create a heap with more slots"
         )

@@ -549,14 +549,8 @@ class SlabCache(BlockAllocator):
 
     def _first_not_live(self, batch: list[memoryview]) -> SlabError:
         """The error for the first block of ``batch`` that is not live, or given twice."""
-        seen: set[int] = set()
-        for view in batch:
-            if id(view) in seen:
-                return DoubleFreeError("free_many() was given the same block twice")
-            if id(view) not in self._live:
-                return self._not_live(view)
-            seen.add(id(view))
-        return DoubleFreeError("a block was freed by another thread at the same time")
+        refusal = self._batch_refusal(batch)
+        return refusal or DoubleFreeError("a block was freed by another thread at the same time")
 
     def _live_sizes(self) -> list[tuple[int, int]]:
         """(offset, requested size) of every live block.  The caller holds the lock."""

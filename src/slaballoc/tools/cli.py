@@ -14,7 +14,6 @@ others still run; Ctrl-C is one line and status 130; a closed pipe
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -25,6 +24,16 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from .. import __version__
 from ..errors import SlabError
 from . import shm_cli, slab_bench, slabinfo_cli
+from .arguments import (
+    USAGE_ERROR,
+    CommandLineError,
+    check_output,
+    positive,
+    power_of_two,
+    seconds,
+    warn,
+    write_json,
+)
 from .demo import KINDS, SCENARIOS, DemoFailedError, print_notation, run_demo, state_after
 from .render import svg_map_of, use_colour
 from .timing import Progress, line_progress, no_progress
@@ -35,18 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "Command", "CommandLineError", "build_parser", "main", "run"]
 
-#: Exit statuses besides 0 (done) and 1 (done, but something failed).
-USAGE_ERROR = 2
+#: Exit statuses besides 0 (done), 1 (done, but something failed) and USAGE_ERROR.
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C stopped
 BROKEN_PIPE = 141  # 128 + SIGPIPE
-
-
-class CommandLineError(Exception):
-    """Something the user typed cannot work; found before the work starts."""
-
-    def __init__(self, message: str, *, status: int = USAGE_ERROR) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,20 +62,6 @@ class _Parser(argparse.ArgumentParser):
 def _progress(args: argparse.Namespace) -> Progress:
     """Progress on stderr: one line updated in place on a terminal; none with ``--quiet``."""
     return no_progress if args.quiet else line_progress(sys.stderr)
-
-
-def _check_output(path: str | None, option: str) -> None:
-    """Refuse an output file that could not be written, before the work that fills it."""
-    if path is None or path == "-":
-        return
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise CommandLineError(f"cannot write {option} {path}: the folder {folder} does not exist")
-    if target.is_dir():
-        raise CommandLineError(f"cannot write {option} {path}: it is a folder")
-    if not os.access(folder, os.W_OK):
-        raise CommandLineError(f"cannot write {option} {path}: the folder {folder} is read-only")
 
 
 def _check_plotting(option: str) -> None:
@@ -95,43 +81,6 @@ def _output_for(path: str, trace_name: str, many: bool) -> Path:
     if not many:
         return target
     return target.with_name(f"{target.stem}-{Path(trace_name).stem}{target.suffix}")
-
-
-def _write_json(path: str | None, document: dict[str, Any]) -> None:
-    if path:
-        Path(path).write_text(json.dumps(document, indent=2, default=str) + "\n")
-        print(f"wrote {path}")
-
-
-def _warn(command: str, message: str) -> None:
-    print(f"slaballoc {command}: {message}", file=sys.stderr)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _power_of_two(text: str) -> int:
-    value = _positive(text)
-    if value & (value - 1):
-        raise argparse.ArgumentTypeError(f"must be a power of two (1, 2, 4, 8, ...), got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
-    return value
 
 
 def _add_output_options(command: argparse.ArgumentParser, *, plot: str) -> None:
@@ -172,7 +121,7 @@ def _demo(args: argparse.Namespace) -> int:
         try:
             run_demo(KINDS[name], sys.stdout, colour=colour)
         except DemoFailedError as failure:
-            _warn("demo", str(failure))
+            warn("demo", str(failure))
             return 1
     return 0
 
@@ -193,7 +142,7 @@ def _map_arguments(map_: argparse.ArgumentParser) -> None:
 
 
 def _map(args: argparse.Namespace) -> int:
-    _check_output(args.output, "-o")
+    check_output(args.output, "-o")
     kind = KINDS[args.allocator]
     title, slab = state_after(kind, args.step)
     heading = f"{type(slab).__name__} after test {args.step}: {title}"
@@ -210,7 +159,7 @@ def _map(args: argparse.Namespace) -> int:
 
 
 def _bench_arguments(bench: argparse.ArgumentParser) -> None:
-    bench.add_argument("--repeats", type=_positive, default=5, help="runs per case (default 5)")
+    bench.add_argument("--repeats", type=positive, default=5, help="runs per case (default 5)")
     bench.add_argument("--scaling", action="store_true", help="also run the scaling table (slow)")
     bench.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     slab_bench.add_options(bench)
@@ -221,8 +170,8 @@ def _bench_arguments(bench: argparse.ArgumentParser) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    _check_output(args.json, "--json")
-    _check_output(args.plot, "--plot")
+    check_output(args.json, "--json")
+    check_output(args.plot, "--plot")
     if args.plot:
         _check_plotting("--plot")
     from . import bench, reports, scaling
@@ -284,7 +233,7 @@ def _bench(args: argparse.Namespace) -> int:
         )
         print(reports.scaling_table(rows), end="\n\n")
         document["scaling"] = [asdict(row) for row in rows]
-    _write_json(args.json, document)
+    write_json(args.json, document)
     return 0
 
 
@@ -319,14 +268,14 @@ def _replay_arguments(replay: argparse.ArgumentParser) -> None:
         default="dynamic",
         help="the allocator to replay through (DynamicSlab, the only variable-size one)",
     )
-    replay.add_argument("--capacity", type=_positive, help="arena bytes (default: from the trace)")
+    replay.add_argument("--capacity", type=positive, help="arena bytes (default: from the trace)")
     replay.add_argument(
         "--alignment",
-        type=_power_of_two,
+        type=power_of_two,
         default=8,
         help="block alignment, a power of two (default 8)",
     )
-    replay.add_argument("--repeats", type=_positive, default=3, help="timed runs (default 3)")
+    replay.add_argument("--repeats", type=positive, default=3, help="timed runs (default 3)")
     replay.add_argument(
         "--peers",
         default=["mp", "seed"],
@@ -335,7 +284,7 @@ def _replay_arguments(replay: argparse.ArgumentParser) -> None:
     )
     replay.add_argument(
         "--seed-budget",
-        type=_seconds,
+        type=seconds,
         default=60.0,
         metavar="SECONDS",
         help="stop the seed's O(n) algorithm after this long per run (default 60)",
@@ -363,7 +312,7 @@ def _replay(args: argparse.Namespace) -> int:
             "name at least one TRACE: a .rep or .rep.gz file, or sample:NAME (see --list-samples)"
         )
     for path, option in ((args.json, "--json"), (args.plot, "--plot"), (args.html, "--html")):
-        _check_output(path, option)
+        check_output(path, option)
     if args.plot:
         _check_plotting("--plot")
     from . import reports
@@ -375,7 +324,7 @@ def _replay(args: argparse.Namespace) -> int:
             results.append(_replay_one(args, argument))
         except (OSError, SlabError, MemoryError, OverflowError) as error:
             message = _replay_error(argument, error, args.capacity)
-            _warn("replay", message)
+            warn("replay", message)
             errors.append({"trace": argument, "error": message})
     if results:
         print(f"slaballoc {__version__} replay: {reports.machine_line()}")
@@ -385,7 +334,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(reports.replay_table(results))
         for line in reports.replay_notes(results):
             print(line)
-    _write_json(
+    write_json(
         args.json,
         {
             "machine": reports.machine(),
@@ -396,7 +345,7 @@ def _replay(args: argparse.Namespace) -> int:
         },
     )
     if errors and len(args.traces) > 1:
-        _warn("replay", f"{len(errors)} of {len(args.traces)} traces could not be replayed")
+        warn("replay", f"{len(errors)} of {len(args.traces)} traces could not be replayed")
     return USAGE_ERROR if errors else 0
 
 
@@ -542,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except CommandLineError as error:
-        _warn(args.command, str(error))
+        warn(args.command, str(error))
         return error.status
     except KeyboardInterrupt:
         # On a terminal, first erase the progress line the interruption cut short.
@@ -556,7 +505,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return BROKEN_PIPE
     except OSError as error:  # writing a result failed after the checks passed: disk full, say
-        _warn(args.command, f"cannot write {error.filename or 'the output'}: {error.strerror}")
+        warn(args.command, f"cannot write {error.filename or 'the output'}: {error.strerror}")
         return 1
     return status
 

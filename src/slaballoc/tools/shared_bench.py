@@ -247,7 +247,7 @@ def run_shared_bench(
     )
 
 
-def shared_bench_rows(result: SharedBenchResult) -> list[list[str]]:
+def _shared_bench_rows(result: SharedBenchResult) -> list[list[str]]:
     """The issue's table: measure, figures, ratio, target."""
     rows = []
     targets = {"1 MiB": ">= 10x", "16 MiB": ">= 15x", "1 KiB": "report"}
@@ -290,24 +290,22 @@ def bench_command(
     *, repeats: int, quick: bool, json_path: str | None, progress: Progress = no_progress
 ) -> int:
     """``slaballoc bench --shared``: measure, print the table, optionally write JSON."""
-    import json  # noqa: PLC0415
     from dataclasses import asdict  # noqa: PLC0415
-    from pathlib import Path  # noqa: PLC0415
 
+    from .arguments import warn, write_json  # noqa: PLC0415
     from .reports import machine, machine_line  # noqa: PLC0415
     from .tables import format_table  # noqa: PLC0415
 
     try:
         import numpy  # noqa: F401, PLC0415
     except ModuleNotFoundError:
-        print("slaballoc bench --shared: needs numpy (pip install numpy)")
+        warn("bench --shared", "needs numpy (pip install numpy)")
         return 1
     print(f"SharedHeap bench: {machine_line()}; medians of {repeats} interleaved runs\n")
     result = run_shared_bench(repeats=repeats, quick=quick, progress=progress)
     headers = ["measure", "figures", "ratio", "target"]
-    print(format_table(headers, shared_bench_rows(result)))
+    print(format_table(headers, _shared_bench_rows(result)))
     if json_path:
         document = {"machine": machine(), "repeats": repeats, "shared": asdict(result)}
-        Path(json_path).write_text(json.dumps(document, indent=2) + "\n")
-        print(f"wrote {json_path}")
+        write_json(json_path, document)
     return 0

@@ -19,6 +19,7 @@ from ..shared import SharedBlock, SharedHeap
 from ..shared.layout import MAGIC, WORD
 from ..shared.processes import is_alive
 from ..shared.segment import Segment, path_of, segment_names
+from .arguments import count_between, warn
 from .render import use_colour
 from .tables import format_table
 
@@ -167,7 +168,7 @@ def _remove(args: argparse.Namespace) -> int:
     if not _is_heap(args.name):
         path = path_of(args.name)
         what = "does not exist" if not os.path.exists(path) else "is not a slaballoc heap"
-        print(f"slaballoc shm rm: {path} {what}; nothing removed", file=sys.stderr)
+        warn("shm rm", f"{path} {what}; nothing removed")
         return 1
     Segment.unlink(args.name)
     print(f"removed {args.name} (processes still attached keep their mapping until they close)")
@@ -179,16 +180,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         status: int = args.shm_action(args)
     except SlabError as error:
-        print(f"slaballoc shm {args.shm_command}: {error}", file=sys.stderr)
+        warn(f"shm {args.shm_command}", str(error))
         return 1
     return status
-
-
-def _width(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"must be 1 to 10000, got {value}")
-    return value
 
 
 def add_arguments(shm: argparse.ArgumentParser) -> None:
@@ -200,7 +194,9 @@ def add_arguments(shm: argparse.ArgumentParser) -> None:
     listing.set_defaults(shm_action=_list)
     inspect = actions.add_parser("inspect", help="one heap's figures and a map by owner process")
     inspect.add_argument("name", help="the heap's name (as `slaballoc shm list` shows it)")
-    inspect.add_argument("--cells", type=_width, default=64, help="map width (default 64)")
+    inspect.add_argument(
+        "--cells", type=count_between(1, 10_000), default=64, help="map width (default 64)"
+    )
     inspect.set_defaults(shm_action=_inspect)
     remove = actions.add_parser("rm", help="remove a heap's name (attached processes keep it)")
     remove.add_argument("name", help="the heap's name")

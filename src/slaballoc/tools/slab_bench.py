@@ -21,8 +21,6 @@ and ratios.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import threading
 import time
 import timeit
@@ -36,6 +34,7 @@ from .. import __version__
 from ..dynamic import DynamicSlab
 from ..sizes import round_up
 from ..slab_cache import SlabCache
+from .arguments import warn, write_json
 from .interpreter import peak_live_bytes
 from .peers import DynamicContender, SlabCacheContender
 from .replay import audit_replay, capacity_for, time_replay
@@ -363,7 +362,7 @@ def pairs_table(pairs: dict[int, dict[str, float]]) -> str:
     return format_table(headers, rows)
 
 
-def ratio_table(times: dict[str, float], unit: str = "ns per block") -> str:
+def _ratio_table(times: dict[str, float], unit: str = "ns per block") -> str:
     """Each alternative's time and its ratio to the first."""
     first = next(iter(times.values()))
     rows = [[name, f"{t * 1e9:,.0f}", f"{t / first:.2f}x"] for name, t in times.items()]
@@ -433,11 +432,11 @@ def run(
     parts.append(steps_table(steps) + "\n\n")
     document["pair_steps_seconds"] = steps
     bulk = measure_bulk(number=30 if quick else 300, repeats=repeats)
-    parts.append("64 blocks of 64 B: bulk against single calls\n" + ratio_table(bulk) + "\n\n")
+    parts.append("64 blocks of 64 B: bulk against single calls\n" + _ratio_table(bulk) + "\n\n")
     document["bulk_seconds_per_block"] = bulk
     threads = measure_threads(pairs=500 if quick else 5_000, repeats=repeats)
     parts.append("4 threads, alloc/free pairs on one cache\n")
-    parts.append(ratio_table(threads, "ns per pair") + "\n\n")
+    parts.append(_ratio_table(threads, "ns per pair") + "\n\n")
     document["threads_seconds_per_pair"] = threads
     figures = [measure_trace(trace, repeats, progress) for trace in traces]
     if figures:
@@ -447,7 +446,7 @@ def run(
     return "".join(parts), document
 
 
-def default_traces() -> list[Path]:
+def _default_traces() -> list[Path]:
     """The project's shared traces, ``../shared/traces/*.rep``, if the checkout has them."""
     return sorted(Path("../shared/traces").glob("*.rep"))
 
@@ -472,11 +471,11 @@ def add_options(bench: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace, progress: Progress) -> int:
     """``slaballoc bench --slab``: print the report; write ``--json``."""
-    paths = default_traces() if args.traces is None else [Path(p) for p in args.traces]
+    paths = _default_traces() if args.traces is None else [Path(p) for p in args.traces]
     try:
         traces = [read_trace(path) for path in paths]
     except (OSError, TraceFormatError) as error:
-        print(f"slaballoc bench: {error}", file=sys.stderr)
+        warn("bench", str(error))
         return 2
     if args.quick:  # a smoke run: the first 20,000 operations of each trace
         traces = [_head(trace, 20_000) for trace in traces]
@@ -485,8 +484,7 @@ def main(args: argparse.Namespace, progress: Progress) -> int:
     print(report)
     if args.json:
         document["machine"] = machine()
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, document)
     return 0
 
 

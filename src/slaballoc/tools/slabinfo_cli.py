@@ -9,12 +9,10 @@ waste and magazine hits; the header line gives the totals and peaks.
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import sys
-from pathlib import Path
 
 from ..slab_cache import SlabCache, SlabInfo
+from .arguments import check_output, non_negative, positive, warn, write_json
 from .peers import SlabCacheContender
 from .replay import capacity_for, time_replay
 from .samples import UnknownSampleError, read_trace_argument
@@ -109,19 +107,20 @@ def slabinfo_table(rows: list[SlabInfo]) -> str:
 def run(args: argparse.Namespace) -> int:
     """``slaballoc slabinfo``: replay, then print the table (and write ``--json``)."""
     if args.sample == (args.trace is not None):
-        print("slaballoc slabinfo: give a TRACE file or --sample (one of them)", file=sys.stderr)
+        warn("slabinfo", "give a TRACE file or --sample (one of them)")
         return 2
+    check_output(args.json, "--json")
     try:
         trace = sample_trace() if args.sample else read_trace_argument(args.trace)
     except (OSError, TraceFormatError, UnknownSampleError) as error:
-        print(f"slaballoc slabinfo: {error}", file=sys.stderr)
+        warn("slabinfo", str(error))
         return 2
     try:
         cache, failed = slabinfo_for_trace(
             trace, capacity=args.capacity, magazine_size=args.magazine_size
         )
     except (ValueError, TypeError) as error:  # e.g. a magazine size out of range
-        print(f"slaballoc slabinfo: {error}", file=sys.stderr)
+        warn("slabinfo", str(error))
         return 2
     stats = cache.stats()
     print(
@@ -141,23 +140,8 @@ def run(args: argparse.Namespace) -> int:
             "stats": stats.as_dict(),
             "classes": [row.as_dict() for row in rows],
         }
-        Path(args.json).write_text(json.dumps(document, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, document)
     return 0
-
-
-def _magazine_size(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
-
-
-def _capacity(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def add_arguments(command: argparse.ArgumentParser) -> None:
@@ -166,12 +150,10 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
         "trace", nargs="?", metavar="TRACE", help="a .rep or .rep.gz trace, or sample:NAME"
     )
     command.add_argument("--sample", action="store_true", help="use a small built-in workload")
-    command.add_argument(
-        "--capacity", type=_capacity, help="buffer bytes (default: from the trace)"
-    )
+    command.add_argument("--capacity", type=positive, help="buffer bytes (default: from the trace)")
     command.add_argument(
         "--magazine-size",
-        type=_magazine_size,
+        type=non_negative,
         help="objects per magazine, 0 for none (default: adaptive)",
     )
     command.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
