@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from .. import __version__
 from ..errors import SlabError
 from . import shm_cli, slab_bench, slabinfo_cli
+from .command_checks import USAGE_ERROR, CommandLineError, check_output
 from .demo import KINDS, SCENARIOS, DemoFailedError, print_notation, run_demo, state_after
 from .render import svg_map_of, use_colour
 from .timing import Progress, line_progress, no_progress
@@ -35,18 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "Command", "CommandLineError", "build_parser", "main", "run"]
 
-#: Exit statuses besides 0 (done) and 1 (done, but something failed).
-USAGE_ERROR = 2
+#: Exit statuses besides 0 (done) and 1 (done, but something failed); USAGE_ERROR is 2.
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process Ctrl-C stopped
 BROKEN_PIPE = 141  # 128 + SIGPIPE
-
-
-class CommandLineError(Exception):
-    """Something the user typed cannot work; found before the work starts."""
-
-    def __init__(self, message: str, *, status: int = USAGE_ERROR) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,20 +54,6 @@ class _Parser(argparse.ArgumentParser):
 def _progress(args: argparse.Namespace) -> Progress:
     """Progress on stderr: one line updated in place on a terminal; none with ``--quiet``."""
     return no_progress if args.quiet else line_progress(sys.stderr)
-
-
-def _check_output(path: str | None, option: str) -> None:
-    """Refuse an output file that could not be written, before the work that fills it."""
-    if path is None or path == "-":
-        return
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise CommandLineError(f"cannot write {option} {path}: the folder {folder} does not exist")
-    if target.is_dir():
-        raise CommandLineError(f"cannot write {option} {path}: it is a folder")
-    if not os.access(folder, os.W_OK):
-        raise CommandLineError(f"cannot write {option} {path}: the folder {folder} is read-only")
 
 
 def _check_plotting(option: str) -> None:
@@ -151,11 +129,12 @@ def _add_output_options(command: argparse.ArgumentParser, *, plot: str) -> None:
 def _demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument(
         "allocator",
-        choices=[*KINDS, "all", "shared"],
+        choices=[*KINDS, "all", "shared", "slab"],
         nargs="?",
         default="all",
         help="which allocator to walk through (default: all three); shared: several processes "
-        "sharing one SharedHeap, one of them killed mid-work",
+        "sharing one SharedHeap, one of them killed mid-work; slab: a SlabCache's slabs filling "
+        "and emptying",
     )
 
 
@@ -165,6 +144,15 @@ def _demo(args: argparse.Namespace) -> int:
         from .shared_demo import run_shared_demo
 
         run_shared_demo(sys.stdout, colour=colour)
+        return 0
+    if args.allocator == "slab":
+        from .slab_demo import run_slab_demo
+
+        try:
+            run_slab_demo(sys.stdout, colour=colour)
+        except DemoFailedError as failure:
+            _warn("demo", str(failure))
+            return 1
         return 0
     names = list(KINDS) if args.allocator == "all" else [args.allocator]
     print_notation(sys.stdout)
@@ -193,7 +181,7 @@ def _map_arguments(map_: argparse.ArgumentParser) -> None:
 
 
 def _map(args: argparse.Namespace) -> int:
-    _check_output(args.output, "-o")
+    check_output(args.output, "-o")
     kind = KINDS[args.allocator]
     title, slab = state_after(kind, args.step)
     heading = f"{type(slab).__name__} after test {args.step}: {title}"
@@ -221,8 +209,8 @@ def _bench_arguments(bench: argparse.ArgumentParser) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    _check_output(args.json, "--json")
-    _check_output(args.plot, "--plot")
+    check_output(args.json, "--json")
+    check_output(args.plot, "--plot")
     if args.plot:
         _check_plotting("--plot")
     from . import bench, reports, scaling
@@ -363,7 +351,7 @@ def _replay(args: argparse.Namespace) -> int:
             "name at least one TRACE: a .rep or .rep.gz file, or sample:NAME (see --list-samples)"
         )
     for path, option in ((args.json, "--json"), (args.plot, "--plot"), (args.html, "--html")):
-        _check_output(path, option)
+        check_output(path, option)
     if args.plot:
         _check_plotting("--plot")
     from . import reports

@@ -5,7 +5,8 @@ through a queue; the consumer reads them in place, keeps some (adopting
 them) and frees the rest; a third process is SIGKILLed in the middle of
 allocating; the next lock holder repairs the heap, and ``reclaim_dead()``
 gives the dead process's blocks back.  A map lettered by owner process is
-drawn after each step.
+drawn after each step (the demo's own process is the pid its first line
+names).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import TextIO
 
 from ..errors import OutOfMemoryError
 from ..shared import SharedHeap
-from .shm_cli import owner_legend, owner_map
+from .shm_cli import owner_text_map
 
 __all__ = ["run_shared_demo"]
 
@@ -79,12 +80,11 @@ def _count(number: int, noun: str) -> str:
 def _show(out: TextIO, heap: SharedHeap, title: str, colour: bool) -> None:
     blocks, stats = heap.blocks(), heap.stats()
     print(f"\n== {title}", file=out)
-    print(owner_map(blocks, stats.capacity, colour=colour), file=out)
+    print(owner_text_map(blocks, stats.capacity, colour=colour), file=out)
     print(
         f"   {stats.used:,}/{stats.capacity:,} B used in {_count(stats.live_blocks, 'live block')}",
         file=out,
     )
-    print(owner_legend(blocks, me=os.getpid()), file=out)
 
 
 def run_shared_demo(out: TextIO, *, colour: bool = False) -> None:
