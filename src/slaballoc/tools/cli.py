@@ -136,20 +136,30 @@ def _demo_arguments(demo: argparse.ArgumentParser) -> None:
         "sharing one SharedHeap, one of them killed mid-work; slab: a SlabCache's slabs filling "
         "and emptying",
     )
+    demo.add_argument(
+        "--svg",
+        metavar="FILE",
+        help="slab and shared only: also draw the map of the step that shows the most as SVG "
+        "(slab: step 4, every state of a slab; shared: step 3, a killed process's blocks)",
+    )
 
 
 def _demo(args: argparse.Namespace) -> int:
     colour = use_colour(sys.stdout)
+    if args.svg is not None and args.allocator not in ("shared", "slab"):
+        raise CommandLineError("--svg draws the slab and shared demos only (see slaballoc map)")
+    check_output(args.svg, "--svg")
+    svg = None if args.svg is None else Path(args.svg)
     if args.allocator == "shared":
         from .shared_demo import run_shared_demo
 
-        run_shared_demo(sys.stdout, colour=colour)
+        run_shared_demo(sys.stdout, colour=colour, svg=svg)
         return 0
     if args.allocator == "slab":
         from .slab_demo import run_slab_demo
 
         try:
-            run_slab_demo(sys.stdout, colour=colour)
+            run_slab_demo(sys.stdout, colour=colour, svg=svg)
         except DemoFailedError as failure:
             _warn("demo", str(failure))
             return 1

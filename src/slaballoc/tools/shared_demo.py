@@ -18,13 +18,18 @@ import signal
 import time
 from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
+from pathlib import Path
 from typing import TextIO
 
 from ..errors import OutOfMemoryError
 from ..shared import SharedHeap
-from .shm_cli import owner_text_map
+from .render import category_svg_map
+from .shm_cli import owner_regions, owner_text_map
 
-__all__ = ["run_shared_demo"]
+__all__ = ["SVG_STEP", "run_shared_demo"]
+
+#: The step whose map ``--svg`` draws: the blocks of a process that was killed.
+SVG_STEP = 3
 
 _MESSAGES = 4
 
@@ -87,8 +92,11 @@ def _show(out: TextIO, heap: SharedHeap, title: str, colour: bool) -> None:
     )
 
 
-def run_shared_demo(out: TextIO, *, colour: bool = False) -> None:
-    """Run the demo, printing to ``out``; raise if the heap is not whole at the end."""
+def run_shared_demo(out: TextIO, *, colour: bool = False, svg: Path | None = None) -> None:
+    """Run the demo, printing to ``out``; raise if the heap is not whole at the end.
+
+    With ``svg``, also draw the heap by owner after step :data:`SVG_STEP` there.
+    """
     spawn = multiprocessing.get_context("spawn")
     with SharedHeap.create(size=128 << 10, max_blocks=256) as heap:
         print(f"SharedHeap {heap.name!r}: {heap.capacity:,} B, made by pid {os.getpid()}", file=out)
@@ -121,6 +129,10 @@ def run_shared_demo(out: TextIO, *, colour: bool = False) -> None:
         pending = heap._journal.pending()
         interrupted = "inside an operation" if pending else "between operations"
         _show(out, heap, f"3. pid {victim.pid} SIGKILLed {interrupted}", colour)
+        if svg is not None:
+            regions, owners = owner_regions(heap.blocks())
+            title = f"SharedHeap after step {SVG_STEP} of slaballoc demo shared: blocks by owner"
+            svg.write_text(category_svg_map(regions, heap.capacity, title=title, categories=owners))
 
         heap.check()
         repair = (
@@ -147,3 +159,5 @@ def run_shared_demo(out: TextIO, *, colour: bool = False) -> None:
         if heap.stats().used:
             raise RuntimeError("the shared demo ended with blocks still live")
     print(f"\n{heap.name} unlinked by its creator", file=out)
+    if svg is not None:
+        print(f"wrote {svg}: the heap by owner after step {SVG_STEP}", file=out)

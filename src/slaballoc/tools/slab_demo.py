@@ -9,15 +9,18 @@ demo doubles as a test.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TextIO
 
 from ..slab_cache import SlabCache
 from .demo import DemoFailedError
-from .slab_map import slab_label, slab_text_map
+from .slab_map import slab_label, slab_svg_map, slab_text_map
 
-__all__ = ["run_slab_demo"]
+__all__ = ["SVG_STEP", "run_slab_demo"]
 
-_SMALL, _MEDIUM, _LARGE = 60, 1500, 20_000  # classes of 64 B and 1536 B; no class
+_SMALL, _MEDIUM, _FULL, _LARGE = 60, 1500, 3000, 20_000  # classes 64, 1536, 3072 B; none
+#: The step whose map ``--svg`` draws: every state of a slab, and a large block.
+SVG_STEP = 4
 
 
 def _show(out: TextIO, cache: SlabCache, title: str, colour: bool) -> None:
@@ -37,8 +40,11 @@ def _states(cache: SlabCache) -> dict[int, str]:
     return {record.object_size: record.state for record in cache.slabs()}
 
 
-def run_slab_demo(out: TextIO, *, colour: bool = False) -> None:
-    """Run the demo, printing to ``out``; raise DemoFailedError if a step misbehaves."""
+def run_slab_demo(out: TextIO, *, colour: bool = False, svg: Path | None = None) -> None:
+    """Run the demo, printing to ``out``; raise DemoFailedError if a step misbehaves.
+
+    With ``svg``, also draw the slab map after step :data:`SVG_STEP` there.
+    """
     cache = SlabCache(capacity=64 << 10, magazine_size=4)
     print(
         f"SlabCache of {cache.capacity:,} B: a request is rounded up to its size class and "
@@ -49,9 +55,18 @@ def run_slab_demo(out: TextIO, *, colour: bool = False) -> None:
     )
     small = [cache.alloc(_SMALL) for _ in range(3)]
     medium = [cache.alloc(_MEDIUM) for _ in range(2)]
+    full = [cache.alloc(_FULL) for _ in range(4)]
     large = cache.alloc(_LARGE)
-    _show(out, cache, f"1. three {_SMALL} B, two {_MEDIUM:,} B and one {_LARGE:,} B block", colour)
-    _expect(_states(cache) == {64: "partial", 1536: "partial"}, "two partial slabs")
+    _show(
+        out,
+        cache,
+        f"1. three {_SMALL} B, two {_MEDIUM:,} B, four {_FULL:,} B and one {_LARGE:,} B block",
+        colour,
+    )
+    _expect(
+        _states(cache) == {64: "partial", 1536: "partial", 3072: "full"},
+        "two partial slabs and a full one (a 3072 B slab holds four objects)",
+    )
     print(
         "   (cached: objects taken from the slab into this thread's magazine, ready for the "
         "next request of the class)",
@@ -78,15 +93,20 @@ def run_slab_demo(out: TextIO, *, colour: bool = False) -> None:
     cache.free_many(medium)
     _show(out, cache, f"4. free the eight {_MEDIUM:,} B blocks: their slab is empty", colour)
     _expect(_states(cache)[1536] == "empty", "the 1536 B slab empty")
+    if svg is not None:
+        title = f"SlabCache after step {SVG_STEP} of slaballoc demo slab: slabs by state"
+        svg.write_text(slab_svg_map(cache, title=title))
     print(
         "   empty, but kept: its cached objects wait in the magazine for the next 1536 B "
         "request, and the cache keeps one empty slab per class (keep_empty=1)",
         file=out,
     )
 
-    cache.free_many([*small, large])
+    cache.free_many([*small, *full, large])
     _show(out, cache, "5. free everything: no live block, the large block's bytes are free", colour)
     cache.check()
     _expect(len(cache) == 0 and all(r.state == "empty" for r in cache.slabs()), "no live block")
     cache.close()
-    print("\nEvery step behaved as expected; cache.check() found the cache whole.\n", file=out)
+    print("\nEvery step behaved as expected; cache.check() found the cache whole.", file=out)
+    if svg is not None:
+        print(f"wrote {svg}: the slab map after step {SVG_STEP}", file=out)
