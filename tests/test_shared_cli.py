@@ -130,10 +130,13 @@ def test_mistakes_get_a_message_not_a_traceback(capsys: pytest.CaptureFixture[st
     assert "must be 1 to 10000" in capsys.readouterr().err
 
 
-def test_demo_shared_kills_repairs_and_reclaims() -> None:
+def test_demo_shared_kills_repairs_and_reclaims(tmp_path: Path) -> None:
     out = io.StringIO()
-    run_shared_demo(out)
+    target = tmp_path / "shared.svg"
+    run_shared_demo(out, svg=target)
     text = out.getvalue()
+    svg = target.read_text()  # step 3: the killed process's blocks, by owner
+    assert f"pid {os.getpid()}: 1 block, 4,096 B" in svg and " (dead): " in svg
     assert "SIGKILLed" in text and " (dead): " in text and DEAD_NOTE in text
     assert "the heap checks clean" in text
     assert "0/131,072 B used in 0 live blocks" in text
