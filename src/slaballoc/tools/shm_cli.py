@@ -37,11 +37,16 @@ def owner_regions(blocks: Sequence[SharedBlock]) -> tuple[list[Region], list[str
     The owners are in the order their processes started, so that each keeps
     its letter in the text map while others come and go.  O(blocks + owners).
 
-    >>> me = os.getpid()
-    >>> regions, owners = owner_regions([SharedBlock(0, 64, True, 60, me, 1),
-    ...                                  SharedBlock(64, 192, False)])
-    >>> regions[1], owners == [f"pid {me}"]
-    (Region(offset=64, size=192, category=None, label=''), True)
+    >>> from slaballoc.shared.processes import ProcessName
+    >>> me = ProcessName.of(os.getpid())  # (pid, start time): this process
+    >>> gone = (me.pid, me.born - 1)  # our pid, but an earlier process: exited
+    >>> regions, owners = owner_regions([SharedBlock(0, 64, True, 60, *gone),
+    ...                                  SharedBlock(64, 64, True, 60, *me),
+    ...                                  SharedBlock(128, 128, False)])
+    >>> [r.category for r in regions] == [f"pid {me.pid} (dead)", f"pid {me.pid}", None]
+    True
+    >>> owners == [f"pid {me.pid} (dead)", f"pid {me.pid}"]  # oldest first
+    True
     """
     names: dict[tuple[int, int], str] = {}
     for block in blocks:
@@ -60,10 +65,11 @@ def owner_text_map(
 ) -> str:
     """The heap by owner process as text: a letter per owner, the key, and a note on the dead.
 
-    >>> me = os.getpid()
-    >>> text = owner_text_map([SharedBlock(0, 64, True, 60, me, 1), SharedBlock(64, 192, False)],
+    >>> from slaballoc.shared.processes import ProcessName
+    >>> me = ProcessName.of(os.getpid())
+    >>> text = owner_text_map([SharedBlock(0, 64, True, 60, *me), SharedBlock(64, 192, False)],
     ...                       256, cells=8)
-    >>> text == f"[AA......]  A = pid {me}: 1 block, 64 B; . = free: 192 B"
+    >>> text == f"[AA......]  A = pid {me.pid}: 1 block, 64 B; . = free: 192 B"
     True
     """
     regions, owners = owner_regions(blocks)

@@ -49,12 +49,12 @@ def slab_regions(cache: SlabCache) -> list[Region]:
     O(blocks + slabs + live blocks x log slabs).
 
     >>> cache = SlabCache(capacity=32768, magazine_size=0)
-    >>> _ = cache.alloc_many(1500, 8); _ = cache.alloc(10_000)
+    >>> _ = cache.alloc_many(1500, 8); _ = cache.alloc(20_000)  # past the largest class
     >>> for region in slab_regions(cache):
     ...     print(region)
     Region(offset=0, size=12288, category='full', label='1536 B class, 8/8 live')
-    Region(offset=12288, size=10000, category='large block', label='large block, 10,000 B')
-    Region(offset=22288, size=10480, category=None, label='')
+    Region(offset=12288, size=20000, category='large block', label='large block, 20,000 B')
+    Region(offset=32288, size=480, category=None, label='')
     """
     slabs = {record.offset: record for record in cache.slabs()}
     regions = []
@@ -99,7 +99,7 @@ def slab_svg_map(cache: SlabCache, *, title: str = "") -> str:
     """The slab map as SVG: slabs labelled with their class and objects live.
 
     >>> cache = SlabCache(capacity=32768)
-    >>> _ = cache.alloc(100)
+    >>> _ = cache.alloc(60)  # a 64 B object: its slab is one page of 64
     >>> "partial: 1 slab, 4,096 B" in slab_svg_map(cache)
     True
     """
