@@ -23,8 +23,7 @@ from typing import TextIO
 
 from ..errors import OutOfMemoryError
 from ..shared import SharedHeap
-from .render import category_svg_map
-from .shm_cli import owner_regions, owner_text_map
+from .shm_cli import owner_svg_map, owner_text_map
 
 __all__ = ["SVG_STEP", "run_shared_demo"]
 
@@ -130,9 +129,8 @@ def run_shared_demo(out: TextIO, *, colour: bool = False, svg: Path | None = Non
         interrupted = "inside an operation" if pending else "between operations"
         _show(out, heap, f"3. pid {victim.pid} SIGKILLed {interrupted}", colour)
         if svg is not None:
-            regions, owners = owner_regions(heap.blocks())
             title = f"SharedHeap after step {SVG_STEP} of slaballoc demo shared: blocks by owner"
-            svg.write_text(category_svg_map(regions, heap.capacity, title=title, categories=owners))
+            svg.write_text(owner_svg_map(heap.blocks(), heap.capacity, title=title))
 
         heap.check()
         repair = (

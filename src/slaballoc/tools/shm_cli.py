@@ -25,7 +25,14 @@ from .command_checks import check_output
 from .render import Region, category_svg_map, category_text_map, use_colour
 from .tables import format_table
 
-__all__ = ["DEAD_NOTE", "add_arguments", "owner_regions", "owner_text_map", "run"]
+__all__ = [
+    "DEAD_NOTE",
+    "add_arguments",
+    "owner_regions",
+    "owner_svg_map",
+    "owner_text_map",
+    "run",
+]
 
 #: Said under a map that shows a dead owner's blocks.
 DEAD_NOTE = "(dead): the process exited holding these blocks; reclaim_dead() frees them"
@@ -76,6 +83,16 @@ def owner_text_map(
     text = category_text_map(regions, capacity, cells=cells, colour=colour, categories=owners)
     dead = any(owner.endswith("(dead)") for owner in owners)
     return f"{text}\n{DEAD_NOTE}" if dead else text
+
+
+def owner_svg_map(blocks: Sequence[SharedBlock], capacity: int, *, title: str) -> str:
+    """The heap by owner process as SVG, coloured as the text map is lettered (oldest first).
+
+    >>> "free: 256 B" in owner_svg_map([SharedBlock(0, 256, False)], 256, title="empty heap")
+    True
+    """
+    regions, owners = owner_regions(blocks)
+    return category_svg_map(regions, capacity, title=title, categories=owners)
 
 
 # -- the commands ---------------------------------------------------------------------------
@@ -142,10 +159,8 @@ def _inspect(args: argparse.Namespace) -> int:
     print(f"attached processes: {alive} alive, {len(others) - alive} dead")
     print(owner_text_map(blocks, stats.capacity, cells=args.cells, colour=use_colour(sys.stdout)))
     if args.svg:
-        regions, owners = owner_regions(blocks)
         title = f"SharedHeap {args.name!r} by owner process"
-        svg = category_svg_map(regions, stats.capacity, title=title, categories=owners)
-        Path(args.svg).write_text(svg)
+        Path(args.svg).write_text(owner_svg_map(blocks, stats.capacity, title=title))
         print(f"wrote {args.svg}")
     return 0
 
