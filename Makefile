@@ -126,6 +126,8 @@ images: $(TOOLS)
 	$(BIN)/slaballoc map linear 4 -o docs/map-linear-free-one.svg
 	$(BIN)/slaballoc replay $(PERL_TRACE) --peers none --repeats 1 --quiet \
 	  --plot docs/replay-perl.png
+	$(BIN)/slaballoc demo slab --svg docs/slab-map.svg
+	$(BIN)/slaballoc demo shared --svg docs/shared-heap-owners.svg
 
 clean:
 	rm -rf $(VENV) $(ASAN_VENV) bench.json slab-bench.json replay.json build dist src/*.egg-info src/slaballoc/*.so .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
+import slaballoc.shared.heap as shared_heap_module
 from slaballoc import OutOfMemoryError, SharedHeap
 from slaballoc.shared import journal
+from slaballoc.shared.engine import FlatBestFit
 
 
 def stress(name: str, claims_path: str, worker: int, seconds: float, seed: int) -> dict[str, int]:
@@ -71,10 +73,18 @@ def stress(name: str, claims_path: str, worker: int, seconds: float, seed: int) 
     return counts
 
 
-def churn(name: str, ready: Connection, seed: int) -> None:
-    """Allocate and free in a tight loop, forever (until killed), keeping a few blocks live."""
+def churn(name: str, ready: Connection, seed: int, python_engine: bool = False) -> None:
+    """Allocate and free in a tight loop, forever (until killed), keeping a few blocks live.
+
+    With ``python_engine`` the process runs the pure-Python transactions even
+    where the C core is built: they are longer, so a random kill lands inside
+    one far more often, and the other (C) process must repair what it left.
+    """
     rng = random.Random(seed)
     heap = SharedHeap.attach(name)
+    if python_engine:  # the specification's transactions, over the same segment
+        shared_heap_module._locked_allocate = shared_heap_module._locked_release = None
+        heap._engine = FlatBestFit(heap._words, heap._journal.put, heap.layout)
     live: list[int] = []
     ready.send(True)
     while True:

@@ -6,7 +6,35 @@ from dataclasses import asdict, dataclass, field
 
 from ..stats import ArenaStats
 
-__all__ = ["CacheStats", "SlabInfo"]
+__all__ = ["CacheStats", "SlabInfo", "SlabRecord"]
+
+
+@dataclass(frozen=True)
+class SlabRecord:
+    """One slab: where it is, its class, and how many of its objects are in each state.
+
+    ``size`` is the bytes the slab holds in the buffer (its objects and the
+    unused end); of its ``capacity`` objects, ``live`` are live blocks,
+    ``cached`` are free but in a magazine, and the rest are free in the slab.
+    """
+
+    offset: int
+    size: int
+    object_size: int
+    live: int
+    cached: int
+    capacity: int
+
+    @property
+    def state(self) -> str:
+        """``"full"`` when every object is live, ``"empty"`` when none is, else ``"partial"``.
+
+        >>> SlabRecord(0, 4096, 64, 64, 0, 64).state, SlabRecord(0, 4096, 64, 0, 3, 64).state
+        ('full', 'empty')
+        """
+        if self.live == self.capacity:
+            return "full"
+        return "empty" if self.live == 0 else "partial"
 
 
 @dataclass(frozen=True)

@@ -100,20 +100,40 @@ def _add_output_options(command: argparse.ArgumentParser, *, plot: str) -> None:
 def _demo_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument(
         "allocator",
-        choices=[*KINDS, "all", "shared"],
+        choices=[*KINDS, "all", "shared", "slab"],
         nargs="?",
         default="all",
         help="which allocator to walk through (default: all three); shared: several processes "
-        "sharing one SharedHeap, one of them killed mid-work",
+        "sharing one SharedHeap, one of them killed mid-work; slab: a SlabCache's slabs filling "
+        "and emptying",
+    )
+    demo.add_argument(
+        "--svg",
+        metavar="FILE",
+        help="slab and shared only: also draw the map of the step that shows the most as SVG "
+        "(slab: step 4, every state of a slab; shared: step 3, a killed process's blocks)",
     )
 
 
 def _demo(args: argparse.Namespace) -> int:
     colour = use_colour(sys.stdout)
+    if args.svg is not None and args.allocator not in ("shared", "slab"):
+        raise CommandLineError("--svg draws the slab and shared demos only (see slaballoc map)")
+    check_output(args.svg, "--svg")
+    svg = None if args.svg is None else Path(args.svg)
     if args.allocator == "shared":
         from .shared_demo import run_shared_demo
 
-        run_shared_demo(sys.stdout, colour=colour)
+        run_shared_demo(sys.stdout, colour=colour, svg=svg)
+        return 0
+    if args.allocator == "slab":
+        from .slab_demo import run_slab_demo
+
+        try:
+            run_slab_demo(sys.stdout, colour=colour, svg=svg)
+        except DemoFailedError as failure:
+            warn("demo", str(failure))
+            return 1
         return 0
     names = list(KINDS) if args.allocator == "all" else [args.allocator]
     print_notation(sys.stdout)

@@ -12,11 +12,13 @@ from __future__ import annotations
 __all__ = [
     "ANSI",
     "ANSI_OWNERS",
+    "ANSI_SLAB_STATES",
     "CURRENT",
     "FREE",
     "FREE_BAR",
     "HIGH_WATER",
     "LARGEST",
+    "LARGE_BLOCK",
     "LIVE",
     "NEXT_SLOT",
     "OWNERS",
@@ -81,6 +83,10 @@ def page_colours() -> dict[str, str]:
 
 #: Slab states: full like live memory, partial paler, empty a pale blue (held, but unused).
 SLAB_STATES = {"full": LIVE, "partial": PARTIAL_HIGH, "empty": "#d6e4f5"}
+#: The same states on a terminal: green, yellow (as a partly live cell), cyan.
+ANSI_SLAB_STATES = {"full": ANSI["live"], "partial": ANSI["partial"], "empty": "\x1b[46;30m"}
+#: A block of a slab cache too large for any size class, beside its slabs.
+LARGE_BLOCK = OWNERS[1]
 
 
 def text_on(colour: str) -> str:

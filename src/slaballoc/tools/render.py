@@ -178,7 +178,8 @@ def category_text_map(
     cells: int = 64,
     colour: bool = False,
     categories: Sequence[str] | None = None,
-    unit: str = "block",
+    ansi: Mapping[str, str] | None = None,
+    unit: str | Mapping[str, str] = "block",
 ) -> str:
     """Draw memory by category: a letter per cell, then a key.  O(cells + regions).
 
@@ -186,8 +187,10 @@ def category_text_map(
     first category, ``B`` for the second and so on (``categories`` fixes the
     order; otherwise it is the order of first appearance), in lower case when
     part of the cell is free, ``.`` when all of it is free.  ``colour=True``
-    adds a background colour per category (:data:`palette.ANSI_OWNERS`).
-    The key counts regions as ``unit`` (``"block"``; ``"slab"`` for a slab map).
+    adds a background colour per category (:data:`palette.ANSI_OWNERS`, unless
+    ``ansi`` names them, e.g. :data:`palette.ANSI_SLAB_STATES`).
+    The key counts regions as ``unit`` (``"block"``; ``"slab"`` for a slab map),
+    or as the unit a mapping gives each category (``"block"`` when it has none).
 
     >>> regions = [Region(0, 64, "pid 10"), Region(64, 64, None), Region(128, 32, "pid 11")]
     >>> print(category_text_map(regions, 256, cells=8))
@@ -214,18 +217,24 @@ def category_text_map(
         letter = _letter(index)
         letter = letter if sum(owners.values()) >= stop - start else letter.lower()
         if colour:
-            letter = f"{palette.ANSI_OWNERS[index % len(palette.ANSI_OWNERS)]}{letter}{_RESET}"
+            owner = palette.ANSI_OWNERS[index % len(palette.ANSI_OWNERS)]
+            letter = f"{(ansi or {}).get(order[index], owner)}{letter}{_RESET}"
         marks.append(letter)
-    key = []
-    for index, category in enumerate(order):
-        mine = [r for r in regions if r.category == category]
-        noun = unit if len(mine) == 1 else f"{unit}s"
-        key.append(
-            f"{_letter(index)} = {category}: {len(mine)} {noun}, {sum(r.size for r in mine):,} B"
-        )
+    key = [
+        f"{_letter(index)} = {_key_entry(category, regions, unit)}"
+        for index, category in enumerate(order)
+    ]
     free = capacity - sum(r.size for r in regions if r.category is not None)
     key.append(f"{FREE} = free: {free:,} B")
     return f"[{''.join(marks)}]  " + "; ".join(key)
+
+
+def _key_entry(category: str, regions: Sequence[Region], unit: str | Mapping[str, str]) -> str:
+    """``"pid 7: 2 blocks, 128 B"``: a category, its regions counted in its unit, its bytes."""
+    mine = [r for r in regions if r.category == category]
+    noun = unit if isinstance(unit, str) else unit.get(category, "block")
+    plural = "" if len(mine) == 1 else "s"
+    return f"{category}: {len(mine)} {noun}{plural}, {sum(r.size for r in mine):,} B"
 
 
 def _letter(index: int) -> str:
@@ -510,7 +519,7 @@ def category_svg_map(
     row_bytes: int | None = None,
     categories: Sequence[str] | None = None,
     colours: Mapping[str, str] | None = None,
-    unit: str = "block",
+    unit: str | Mapping[str, str] = "block",
 ) -> str:
     """An SVG drawing of memory by category: each region coloured by who or what holds it.
 
@@ -520,7 +529,8 @@ def category_svg_map(
     (by default, the order of first appearance) unless ``colours`` names
     them, e.g. :data:`palette.SLAB_STATES` for full, partial and empty slabs.
     Each region shows its label (or its size) where it fits; the legend counts
-    regions as ``unit`` (``"block"``, ``"slab"``...).  O(regions + rows).
+    regions as ``unit`` (``"block"``, ``"slab"``..., or one per category).
+    O(regions + rows).
 
     >>> svg = category_svg_map([Region(0, 64, "pid 7", "block 1"), Region(64, 64, None)], 256)
     >>> "pid 7: 1 block, 64 B" in svg and "block 1" in svg
@@ -531,10 +541,7 @@ def category_svg_map(
     held = sum(r.size for r in regions if r.category is not None)
     legend = []
     for category in order:
-        mine = [r for r in regions if r.category == category]
-        noun = unit if len(mine) == 1 else f"{unit}s"
-        total = sum(r.size for r in mine)
-        legend.append((fill[category], f"{category}: {len(mine)} {noun}, {total:,} B", False))
+        legend.append((fill[category], _key_entry(category, regions, unit), False))
     legend.append((palette.FREE, f"free: {capacity - held:,} B", False))
     canvas = _Canvas(capacity, width, row_bytes, legend)
     noun = "category" if len(order) == 1 else "categories"

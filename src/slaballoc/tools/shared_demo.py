@@ -5,7 +5,8 @@ through a queue; the consumer reads them in place, keeps some (adopting
 them) and frees the rest; a third process is SIGKILLed in the middle of
 allocating; the next lock holder repairs the heap, and ``reclaim_dead()``
 gives the dead process's blocks back.  A map lettered by owner process is
-drawn after each step.
+drawn after each step (the demo's own process is the pid its first line
+names).
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ import signal
 import time
 from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
+from pathlib import Path
 from typing import TextIO
 
 from ..errors import OutOfMemoryError
 from ..shared import SharedHeap
-from .shm_cli import owner_legend, owner_map
+from .shm_cli import owner_svg_map, owner_text_map
 
-__all__ = ["run_shared_demo"]
+__all__ = ["SVG_STEP", "run_shared_demo"]
+
+#: The step whose map ``--svg`` draws: the blocks of a process that was killed.
+SVG_STEP = 3
 
 _MESSAGES = 4
 
@@ -79,16 +84,18 @@ def _count(number: int, noun: str) -> str:
 def _show(out: TextIO, heap: SharedHeap, title: str, colour: bool) -> None:
     blocks, stats = heap.blocks(), heap.stats()
     print(f"\n== {title}", file=out)
-    print(owner_map(blocks, stats.capacity, colour=colour), file=out)
+    print(owner_text_map(blocks, stats.capacity, colour=colour), file=out)
     print(
         f"   {stats.used:,}/{stats.capacity:,} B used in {_count(stats.live_blocks, 'live block')}",
         file=out,
     )
-    print(owner_legend(blocks, me=os.getpid()), file=out)
 
 
-def run_shared_demo(out: TextIO, *, colour: bool = False) -> None:
-    """Run the demo, printing to ``out``; raise if the heap is not whole at the end."""
+def run_shared_demo(out: TextIO, *, colour: bool = False, svg: Path | None = None) -> None:
+    """Run the demo, printing to ``out``; raise if the heap is not whole at the end.
+
+    With ``svg``, also draw the heap by owner after step :data:`SVG_STEP` there.
+    """
     spawn = multiprocessing.get_context("spawn")
     with SharedHeap.create(size=128 << 10, max_blocks=256) as heap:
         print(f"SharedHeap {heap.name!r}: {heap.capacity:,} B, made by pid {os.getpid()}", file=out)
@@ -121,6 +128,9 @@ def run_shared_demo(out: TextIO, *, colour: bool = False) -> None:
         pending = heap._journal.pending()
         interrupted = "inside an operation" if pending else "between operations"
         _show(out, heap, f"3. pid {victim.pid} SIGKILLed {interrupted}", colour)
+        if svg is not None:
+            title = f"SharedHeap after step {SVG_STEP} of slaballoc demo shared: blocks by owner"
+            svg.write_text(owner_svg_map(heap.blocks(), heap.capacity, title=title))
 
         heap.check()
         repair = (
@@ -147,3 +157,5 @@ def run_shared_demo(out: TextIO, *, colour: bool = False) -> None:
         if heap.stats().used:
             raise RuntimeError("the shared demo ended with blocks still live")
     print(f"\n{heap.name} unlinked by its creator", file=out)
+    if svg is not None:
+        print(f"wrote {svg}: the heap by owner after step {SVG_STEP}", file=out)

@@ -1,9 +1,10 @@
 """``slaballoc shm``: list, inspect and remove the shared heaps in ``/dev/shm``.
 
 Also the owner map that ``inspect`` and ``slaballoc demo shared`` draw: each
-live block lettered by the process that owns it (``A``, ``B``, ...), free
-space as ``.``, so the map reads without colour; colour is added on a
-terminal.
+live block a :class:`~.render.Region` of its owner process (``pid N``, or
+``pid N (dead)`` once that process has exited), free space ``None``, drawn by
+:func:`~.render.category_text_map` (a letter per owner, ``.`` for free; colour
+on a terminal) or :func:`~.render.category_svg_map` (``inspect --svg``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..errors import SlabError
@@ -19,83 +21,78 @@ from ..shared import SharedBlock, SharedHeap
 from ..shared.layout import MAGIC, WORD
 from ..shared.processes import is_alive
 from ..shared.segment import Segment, path_of, segment_names
-from .arguments import count_between, warn
-from .render import use_colour
+from .arguments import check_output, count_between, warn
+from .render import Region, category_svg_map, category_text_map, use_colour
 from .tables import format_table
 
-__all__ = ["add_arguments", "owner_legend", "owner_map", "run"]
+__all__ = [
+    "DEAD_NOTE",
+    "add_arguments",
+    "owner_regions",
+    "owner_svg_map",
+    "owner_text_map",
+    "run",
+]
 
-_FREE = "."
-_MIXED = ":"
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_PALETTE = ["42", "44", "45", "46", "43", "41", "102", "104", "105", "106"]  # ANSI backgrounds
+#: Said under a map that shows a dead owner's blocks.
+DEAD_NOTE = "(dead): the process exited holding these blocks; reclaim_dead() frees them"
 
 
-def _owners(blocks: Sequence[SharedBlock]) -> dict[tuple[int, int], str]:
-    """A letter for each owner process, in order of first block."""
-    letters: dict[tuple[int, int], str] = {}
+def owner_regions(blocks: Sequence[SharedBlock]) -> tuple[list[Region], list[str]]:
+    """Each block as a region of its owner (free: ``None``), and the owners, oldest first.
+
+    The owners are in the order their processes started, so that each keeps
+    its letter in the text map while others come and go.  O(blocks + owners).
+
+    >>> from slaballoc.shared.processes import ProcessName
+    >>> me = ProcessName.of(os.getpid())  # (pid, start time): this process
+    >>> gone = (me.pid, me.born - 1)  # our pid, but an earlier process: exited
+    >>> regions, owners = owner_regions([SharedBlock(0, 64, True, 60, *gone),
+    ...                                  SharedBlock(64, 64, True, 60, *me),
+    ...                                  SharedBlock(128, 128, False)])
+    >>> [r.category for r in regions] == [f"pid {me.pid} (dead)", f"pid {me.pid}", None]
+    True
+    >>> owners == [f"pid {me.pid} (dead)", f"pid {me.pid}"]  # oldest first
+    True
+    """
+    names: dict[tuple[int, int], str] = {}
     for block in blocks:
         owner = (block.pid, block.born)
-        if block.live and owner not in letters:
-            letters[owner] = _LETTERS[len(letters) % len(_LETTERS)]
-    return letters
+        if block.live and owner not in names:
+            names[owner] = f"pid {block.pid}" + ("" if is_alive(*owner) else " (dead)")
+    regions = [
+        Region(block.offset, block.size, names[(block.pid, block.born)] if block.live else None)
+        for block in blocks
+    ]
+    return regions, [names[owner] for owner in sorted(names, key=lambda o: (o[1], o[0]))]
 
 
-def owner_map(
+def owner_text_map(
     blocks: Sequence[SharedBlock], capacity: int, *, cells: int = 64, colour: bool = False
 ) -> str:
-    """Draw the heap as ``cells`` characters: each cell the letter of the owner of most of it.
+    """The heap by owner process as text: a letter per owner, the key, and a note on the dead.
 
-    A cell with live bytes of no single owner for all of them and some free
-    bytes is still lettered by its main owner; a cell with no live byte is
-    ``.``.
-
-    >>> blocks = [SharedBlock(0, 64, True, 64, 10, 1), SharedBlock(64, 64, True, 64, 11, 1),
-    ...           SharedBlock(128, 128, False)]
-    >>> owner_map(blocks, 256, cells=8)
-    '[AABB....]'
+    >>> from slaballoc.shared.processes import ProcessName
+    >>> me = ProcessName.of(os.getpid())
+    >>> text = owner_text_map([SharedBlock(0, 64, True, 60, *me), SharedBlock(64, 192, False)],
+    ...                       256, cells=8)
+    >>> text == f"[AA......]  A = pid {me.pid}: 1 block, 64 B; . = free: 192 B"
+    True
     """
-    if capacity <= 0:
-        return "[]"
-    letters = _owners(blocks)
-    cells = max(1, min(cells, capacity))
-    shares: list[dict[str, int]] = [{} for _ in range(cells)]
-    for block in blocks:
-        if not block.live:
-            continue
-        letter = letters[(block.pid, block.born)]
-        for cell in range(
-            block.offset * cells // capacity, (block.end - 1) * cells // capacity + 1
-        ):
-            start, end = cell * capacity // cells, (cell + 1) * capacity // cells
-            overlap = min(block.end, end) - max(block.offset, start)
-            if overlap > 0:
-                shares[cell][letter] = shares[cell].get(letter, 0) + overlap
-    marks = [max(share, key=share.__getitem__) if share else _FREE for share in shares]
-    if not colour:
-        return "[" + "".join(marks) + "]"
-    palette = {letter: _PALETTE[i % len(_PALETTE)] for i, letter in enumerate(letters.values())}
-    painted = [
-        f"\x1b[{palette[mark]};30m{mark}\x1b[0m" if mark in palette else f"\x1b[2m{mark}\x1b[0m"
-        for mark in marks
-    ]
-    return "[" + "".join(painted) + "]"
+    regions, owners = owner_regions(blocks)
+    text = category_text_map(regions, capacity, cells=cells, colour=colour, categories=owners)
+    dead = any(owner.endswith("(dead)") for owner in owners)
+    return f"{text}\n{DEAD_NOTE}" if dead else text
 
 
-def owner_legend(blocks: Sequence[SharedBlock], *, me: int | None = None) -> str:
-    """One line per owner: its letter, pid, whether it lives, its blocks and bytes."""
-    letters = _owners(blocks)
-    lines = []
-    for (pid, born), letter in letters.items():
-        mine = [b for b in blocks if b.live and (b.pid, b.born) == (pid, born)]
-        state = "alive" if is_alive(pid, born) else "DEAD (reclaim_dead() frees its blocks)"
-        who = " (this process)" if pid == me else ""
-        noun = "block" if len(mine) == 1 else "blocks"
-        lines.append(
-            f"  {letter} = pid {pid}{who}: {state}, {len(mine)} {noun}, "
-            f"{sum(b.size for b in mine):,} B"
-        )
-    return "\n".join(lines) if lines else "  (no live blocks)"
+def owner_svg_map(blocks: Sequence[SharedBlock], capacity: int, *, title: str) -> str:
+    """The heap by owner process as SVG, coloured as the text map is lettered (oldest first).
+
+    >>> "free: 256 B" in owner_svg_map([SharedBlock(0, 256, False)], 256, title="empty heap")
+    True
+    """
+    regions, owners = owner_regions(blocks)
+    return category_svg_map(regions, capacity, title=title, categories=owners)
 
 
 # -- the commands ---------------------------------------------------------------------------
@@ -144,6 +141,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    check_output(args.svg, "--svg")
     with SharedHeap.attach(args.name) as heap:
         blocks, stats = heap.blocks(), heap.stats()
         others = [p for p in heap.processes() if p.pid != os.getpid()]
@@ -159,8 +157,11 @@ def _inspect(args: argparse.Namespace) -> int:
     )
     alive = sum(p.alive for p in others)
     print(f"attached processes: {alive} alive, {len(others) - alive} dead")
-    print(owner_map(blocks, stats.capacity, cells=args.cells, colour=use_colour(sys.stdout)))
-    print(owner_legend(blocks))
+    print(owner_text_map(blocks, stats.capacity, cells=args.cells, colour=use_colour(sys.stdout)))
+    if args.svg:
+        title = f"SharedHeap {args.name!r} by owner process"
+        Path(args.svg).write_text(owner_svg_map(blocks, stats.capacity, title=title))
+        print(f"wrote {args.svg}")
     return 0
 
 
@@ -196,6 +197,9 @@ def add_arguments(shm: argparse.ArgumentParser) -> None:
     inspect.add_argument("name", help="the heap's name (as `slaballoc shm list` shows it)")
     inspect.add_argument(
         "--cells", type=count_between(1, 10_000), default=64, help="map width (default 64)"
+    )
+    inspect.add_argument(
+        "--svg", metavar="FILE", help="also draw the map by owner process as SVG to FILE"
     )
     inspect.set_defaults(shm_action=_inspect)
     remove = actions.add_parser("rm", help="remove a heap's name (attached processes keep it)")

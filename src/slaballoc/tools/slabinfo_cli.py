@@ -3,19 +3,25 @@
 The workload is a malloclab ``.rep`` trace (``slaballoc slabinfo TRACE``) or,
 with ``--sample``, a small built-in one.  The table shows each class in use as
 the trace leaves it: objects active and cached in magazines, slabs, rounding
-waste and magazine hits; the header line gives the totals and peaks.
+waste and magazine hits; the header line gives the totals and peaks.  Under
+it, the slab map: the buffer as full, partial and empty slabs, large blocks
+and free space (``--svg FILE`` draws it as SVG too).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
+import sys
+from pathlib import Path
 
 from ..slab_cache import SlabCache, SlabInfo
 from .arguments import check_output, non_negative, positive, warn, write_json
 from .peers import SlabCacheContender
+from .render import use_colour
 from .replay import capacity_for, time_replay
 from .samples import UnknownSampleError, read_trace_argument
+from .slab_map import slab_svg_map, slab_text_map
 from .tables import format_table
 from .traces import Trace, TraceFormatError, parse_trace
 
@@ -110,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         warn("slabinfo", "give a TRACE file or --sample (one of them)")
         return 2
     check_output(args.json, "--json")
+    check_output(args.svg, "--svg")
     try:
         trace = sample_trace() if args.sample else read_trace_argument(args.trace)
     except (OSError, TraceFormatError, UnknownSampleError) as error:
@@ -133,6 +140,12 @@ def run(args: argparse.Namespace) -> int:
     )
     rows = cache.slabinfo()
     print(slabinfo_table(rows))
+    print("\nthe buffer as slabs (by state), large blocks and free space:")
+    print(slab_text_map(cache, colour=use_colour(sys.stdout)))
+    if args.svg:
+        title = f"SlabCache after {trace.name}: slabs by state"
+        Path(args.svg).write_text(slab_svg_map(cache, title=title))
+        print(f"wrote {args.svg}")
     if args.json:
         document = {
             "trace": trace.name,
@@ -157,3 +170,6 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
         help="objects per magazine, 0 for none (default: adaptive)",
     )
     command.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
+    command.add_argument(
+        "--svg", metavar="FILE", help="also draw the slab map (slabs by state) as SVG to FILE"
+    )
