@@ -42,6 +42,28 @@ class OutOfMemoryError(SlabError, MemoryError):
         self.free = free
         self.largest_free = largest_free
 
+    @classmethod
+    def for_request(
+        cls, size: int, *, free: int, largest_free: int, advice: str = "free some blocks"
+    ) -> OutOfMemoryError:
+        """The error for a variable-size request of ``size`` bytes that no free block can hold.
+
+        >>> error = OutOfMemoryError.for_request(100, free=120, largest_free=64)
+        >>> "free memory is fragmented (120 bytes free, largest free block 64)" in str(error)
+        True
+        >>> error.requested, error.free, error.largest_free
+        (100, 120, 64)
+        """
+        why = "not enough free memory" if free < size else "free memory is fragmented"
+        noun = "byte" if size == 1 else "bytes"
+        return cls(
+            f"cannot allocate {size} {noun}: {why} ({free} bytes free, largest free block "
+            f"{largest_free}); {advice} and try again",
+            requested=size,
+            free=free,
+            largest_free=largest_free,
+        )
+
 
 class InvalidFreeError(SlabError, ValueError):
     """What was given back is not a live block of this allocator."""

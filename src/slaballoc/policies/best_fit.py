@@ -416,16 +416,7 @@ class BestFit:
         return number
 
     def _out_of_memory(self, size: int) -> OutOfMemoryError:
-        free, largest = self.free, self.largest_free
-        why = "not enough free memory" if free < size else "free memory is fragmented"
-        noun = "byte" if size == 1 else "bytes"
-        return OutOfMemoryError(
-            f"cannot allocate {size} {noun}: {why} ({free} bytes free, largest free block "
-            f"{largest}); free some blocks and try again",
-            requested=size,
-            free=free,
-            largest_free=largest,
-        )
+        return OutOfMemoryError.for_request(size, free=self.free, largest_free=self.largest_free)
 
     def _not_live(self, offset: object) -> InvalidFreeError:
         if type(offset) is not int:

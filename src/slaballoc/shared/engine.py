@@ -542,15 +542,11 @@ class FlatBestFit:
         return number
 
     def _out_of_memory(self, size: int) -> OutOfMemoryError:
-        free, largest = self.capacity - self.used, self.largest_free
-        why = "not enough free memory" if free < size else "free memory is fragmented"
-        noun = "byte" if size == 1 else "bytes"
-        return OutOfMemoryError(
-            f"cannot allocate {size} {noun}: {why} ({free} bytes free, largest free block "
-            f"{largest}); free some blocks (or reclaim_dead()) and try again",
-            requested=size,
-            free=free,
-            largest_free=largest,
+        return OutOfMemoryError.for_request(
+            size,
+            free=self.capacity - self.used,
+            largest_free=self.largest_free,
+            advice="free some blocks (or reclaim_dead())",
         )
 
     def _table_full(self, size: int) -> OutOfMemoryError:
