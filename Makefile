@@ -14,7 +14,7 @@ SHARED_TRACES := $(wildcard ../shared/traces/*.rep)
 TRACES        := $(or $(SHARED_TRACES),sample:gcc-cc1 sample:git-log sample:jq sample:perl sample:sqlite3)
 PERL_TRACE    := $(or $(filter %/perl.rep,$(SHARED_TRACES)),sample:perl)
 # The C core (slaballoc._core), built in place by the editable install.
-CORE_SOURCES := setup.py $(wildcard src/slaballoc/_core/*.c src/slaballoc/_core/*.h)
+CORE_SOURCES := setup.py $(wildcard csrc/*.c csrc/*.h)
 CORE_STAMP   := $(VENV)/.core
 # The sanitizer build: its own environment, the package installed (not in place).
 ASAN_VENV := .venv-asan

@@ -1,4 +1,4 @@
-"""Build the optional C core, ``slaballoc._core``, from every ``src/slaballoc/_core/*.c``.
+"""Build the optional C core, ``slaballoc._core``, from every ``csrc/*.c``.
 
 The extension is optional: when it cannot be built (no compiler: ``CC=false pip
 install .``) the install goes on and slaballoc runs its pure-Python modules,
@@ -20,9 +20,9 @@ setup(
     ext_modules=[
         Extension(
             "slaballoc._core",
-            sources=sorted(glob("src/slaballoc/_core/*.c")),
-            depends=sorted(glob("src/slaballoc/_core/*.h")),
-            include_dirs=["src/slaballoc/_core"],
+            sources=sorted(glob("csrc/*.c")),
+            depends=sorted(glob("csrc/*.h")),
+            include_dirs=["csrc"],
             extra_compile_args=extra_compile_args,
             extra_link_args=extra_link_args,
             # SLABALLOC_REQUIRE_CORE=1 (the Makefile) makes a failed build an error,

@@ -25,8 +25,7 @@ def _load_core() -> ModuleType | None:
         module = import_module("slaballoc._core")
     except ImportError:
         return None
-    # Without a built extension, the folder of its C sources imports as an empty
-    # namespace package; a stale build has another ABI.  Both mean: pure Python.
+    # A build left from an older checkout has another ABI: then, too, pure Python.
     return module if getattr(module, "ABI", None) == _ABI else None
 
 

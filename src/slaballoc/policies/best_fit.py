@@ -444,7 +444,7 @@ class BestFit:
         )
 
 
-#: What the C core's engine (``_core/best_fit.c``) reports by code when its
+#: What the C core's engine (``csrc/best_fit.c``) reports by code when its
 #: own indexes are inconsistent: the words are here, as every message is.
 _ENGINE_FAULTS = {
     1: "blocks do not tile the arena in address order at offset {}",
