@@ -249,31 +249,30 @@ replace_child(bf_heap *heap, bf_idx *root, bf_idx old, bf_idx child)
     SET(nd[child].parent, parent); /* may write the sentinel's parent, as CLRS does */
 }
 
-static void
-rotate_left(bf_heap *heap, bf_idx *root, bf_idx x)
+/* Red-black rebalancing is mirror-symmetric: each step is written once, for a
+ * side (LEFT or RIGHT), and its mirror image is the same code with the other side. */
+enum { LEFT = 0, RIGHT = 1 };
+
+static inline bf_idx *
+link(bf_node *nd, bf_idx x, int side)
 {
-    bf_node *nd = nodes_of(heap);
-    bf_idx y = nd[x].right;
-    SET(nd[x].right, nd[y].left);
-    if (nd[y].left != 0) {
-        SET(nd[nd[y].left].parent, x);
-    }
-    replace_child(heap, root, x, y);
-    SET(nd[y].left, x);
-    SET(nd[x].parent, y);
+    return side == LEFT ? &nd[x].left : &nd[x].right;
 }
 
+/* Turn x down towards `side`: its child on the other side takes its place
+ * (rotate(LEFT) is the textbook left rotation). */
 static void
-rotate_right(bf_heap *heap, bf_idx *root, bf_idx x)
+rotate(bf_heap *heap, bf_idx *root, bf_idx x, int side)
 {
     bf_node *nd = nodes_of(heap);
-    bf_idx y = nd[x].left;
-    SET(nd[x].left, nd[y].right);
-    if (nd[y].right != 0) {
-        SET(nd[nd[y].right].parent, x);
+    bf_idx y = *link(nd, x, !side);
+    bf_idx inner = *link(nd, y, side);
+    SET(*link(nd, x, !side), inner);
+    if (inner != 0) {
+        SET(nd[inner].parent, x);
     }
     replace_child(heap, root, x, y);
-    SET(nd[y].right, x);
+    SET(*link(nd, y, side), x);
     SET(nd[x].parent, y);
 }
 
@@ -303,42 +302,23 @@ tree_insert(bf_heap *heap, bf_idx z)
     /* Restore "no red node has a red child". */
     while (is_red(nd, nd[z].parent)) {
         bf_idx p = nd[z].parent, g = nd[p].parent;
-        if (p == nd[g].left) {
-            bf_idx uncle = nd[g].right;
-            if (is_red(nd, uncle)) {
-                paint(heap, p, 0);
-                paint(heap, uncle, 0);
-                paint(heap, g, 1);
-                z = g;
-                continue;
-            }
-            if (z == nd[p].right) {
-                z = p;
-                rotate_left(heap, root, z);
-                p = nd[z].parent;
-            }
+        int side = p == nd[g].left ? LEFT : RIGHT; /* p's side of g */
+        bf_idx uncle = *link(nd, g, !side);
+        if (is_red(nd, uncle)) {
             paint(heap, p, 0);
+            paint(heap, uncle, 0);
             paint(heap, g, 1);
-            rotate_right(heap, root, g);
+            z = g;
+            continue;
         }
-        else {
-            bf_idx uncle = nd[g].left;
-            if (is_red(nd, uncle)) {
-                paint(heap, p, 0);
-                paint(heap, uncle, 0);
-                paint(heap, g, 1);
-                z = g;
-                continue;
-            }
-            if (z == nd[p].left) {
-                z = p;
-                rotate_right(heap, root, z);
-                p = nd[z].parent;
-            }
-            paint(heap, p, 0);
-            paint(heap, g, 1);
-            rotate_left(heap, root, g);
+        if (z == *link(nd, p, !side)) {
+            z = p;
+            rotate(heap, root, z, side);
+            p = nd[z].parent;
         }
+        paint(heap, p, 0);
+        paint(heap, g, 1);
+        rotate(heap, root, g, !side);
     }
     paint(heap, *root, 0);
 }
@@ -392,54 +372,29 @@ tree_remove(bf_heap *heap, bf_idx z)
     /* x carries an extra black: push it up or resolve it. */
     while (x != *root && !is_red(nd, x)) {
         bf_idx p = nd[x].parent;
-        if (x == nd[p].left) {
-            bf_idx w = nd[p].right;
-            if (is_red(nd, w)) {
-                paint(heap, w, 0);
-                paint(heap, p, 1);
-                rotate_left(heap, root, p);
-                w = nd[p].right;
-            }
-            if (!is_red(nd, nd[w].left) && !is_red(nd, nd[w].right)) {
-                paint(heap, w, 1);
-                x = p;
-                continue;
-            }
-            if (!is_red(nd, nd[w].right)) {
-                paint(heap, nd[w].left, 0);
-                paint(heap, w, 1);
-                rotate_right(heap, root, w);
-                w = nd[p].right;
-            }
-            paint(heap, w, is_red(nd, p));
-            paint(heap, p, 0);
-            paint(heap, nd[w].right, 0);
-            rotate_left(heap, root, p);
+        int side = x == nd[p].left ? LEFT : RIGHT; /* x's side of p */
+        bf_idx w = *link(nd, p, !side);            /* x's sibling */
+        if (is_red(nd, w)) {
+            paint(heap, w, 0);
+            paint(heap, p, 1);
+            rotate(heap, root, p, side);
+            w = *link(nd, p, !side);
         }
-        else {
-            bf_idx w = nd[p].left;
-            if (is_red(nd, w)) {
-                paint(heap, w, 0);
-                paint(heap, p, 1);
-                rotate_right(heap, root, p);
-                w = nd[p].left;
-            }
-            if (!is_red(nd, nd[w].left) && !is_red(nd, nd[w].right)) {
-                paint(heap, w, 1);
-                x = p;
-                continue;
-            }
-            if (!is_red(nd, nd[w].left)) {
-                paint(heap, nd[w].right, 0);
-                paint(heap, w, 1);
-                rotate_left(heap, root, w);
-                w = nd[p].left;
-            }
-            paint(heap, w, is_red(nd, p));
-            paint(heap, p, 0);
-            paint(heap, nd[w].left, 0);
-            rotate_right(heap, root, p);
+        if (!is_red(nd, nd[w].left) && !is_red(nd, nd[w].right)) {
+            paint(heap, w, 1);
+            x = p;
+            continue;
         }
+        if (!is_red(nd, *link(nd, w, !side))) {
+            paint(heap, *link(nd, w, side), 0);
+            paint(heap, w, 1);
+            rotate(heap, root, w, !side);
+            w = *link(nd, p, !side);
+        }
+        paint(heap, w, is_red(nd, p));
+        paint(heap, p, 0);
+        paint(heap, *link(nd, w, !side), 0);
+        rotate(heap, root, p, side);
         x = *root;
     }
     paint(heap, x, 0);

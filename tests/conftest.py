@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from itertools import pairwise
 
@@ -41,6 +42,17 @@ def assert_disjoint(spans: Iterable[tuple[int, int]]) -> None:
     """No two blocks, given as ``(offset, size)`` in any order, share a byte."""
     for (start, size), (next_start, _) in pairwise(sorted(spans)):
         assert start + size <= next_start, f"[{start}, {start + size}) overlaps {next_start}"
+
+
+def run_threads(
+    target: Callable[..., object], argument_lists: Iterable[tuple[object, ...]]
+) -> None:
+    """Run ``target`` in one thread per argument tuple, all at once; wait for every one."""
+    threads = [threading.Thread(target=target, args=args) for args in argument_lists]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 @pytest.fixture(params=ALLOCATORS, ids=lambda cls: cls.__name__)

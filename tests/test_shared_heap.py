@@ -7,11 +7,11 @@ import mmap
 import multiprocessing
 import os
 import random
-import threading
 from collections.abc import Iterator
 
 import pytest
 
+from conftest import run_threads
 from shared_workers import allocate_and_exit, free_handle
 from slaballoc import BestFit, OutOfMemoryError, SharedHeap
 from slaballoc.errors import (
@@ -351,11 +351,7 @@ def test_threads_of_one_process_share_a_heap_object(heap: SharedHeap) -> None:
         except BaseException as error:  # reported to the main thread
             errors.append(error)
 
-    threads = [threading.Thread(target=churn, args=(seed,)) for seed in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(churn, [(seed,) for seed in range(4)])
     assert errors == []
     heap.check()
     assert heap.stats().used == 0

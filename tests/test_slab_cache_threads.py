@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from conftest import run_threads
 from slaballoc import OutOfMemoryError, SlabCache
 
 THREADS = 8
@@ -92,11 +93,7 @@ class Workload:
 def test_eight_threads_share_one_cache(magazine_size: int | None) -> None:
     cache = SlabCache(capacity=4 << 20, magazine_size=magazine_size)
     workload = Workload(cache)
-    workers = [threading.Thread(target=workload.run, args=(me,)) for me in range(THREADS)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    run_threads(workload.run, [(me,) for me in range(THREADS)])
     assert not workload.failures, workload.failures[0]
     assert workload.cross_thread_frees > 0
     for view in workload.handoff:

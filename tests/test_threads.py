@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
+from conftest import run_threads
 from slaballoc import DynamicSlab, FreeListSlab, LinearSlab, OutOfMemoryError
 
 Allocator = LinearSlab | FreeListSlab | DynamicSlab
@@ -104,14 +105,9 @@ def stress(allocator: Allocator) -> list[BaseException]:
     ownership = Ownership(allocator.capacity)
     errors: list[BaseException] = []
     start = threading.Barrier(THREADS)
-    threads = [
-        threading.Thread(target=_worker, args=(allocator, who, ownership, start, errors))
-        for who in range(1, THREADS + 1)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(
+        _worker, [(allocator, who, ownership, start, errors) for who in range(1, THREADS + 1)]
+    )
     return errors
 
 

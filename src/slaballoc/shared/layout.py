@@ -52,6 +52,25 @@ H_NODES_AT = 12
 H_HASH_AT = 13
 H_DATA_AT = 14  # BYTE offset of the data region
 H_CREATOR_PID = 15
+
+# Which header word holds which field of a Layout: written by header_words(),
+# read back by from_header(), so the two cannot disagree.
+_HEADER_FIELDS = {
+    H_FILE_SIZE: "file_size",
+    H_CAPACITY: "capacity",
+    H_ALIGNMENT: "alignment",
+    H_MAX_BLOCKS: "max_blocks",
+    H_NODES: "nodes",
+    H_HASH_SLOTS: "hash_slots",
+    H_PROCESS_SLOTS: "process_slots",
+    H_JOURNAL_ENTRIES: "journal_entries",
+    H_JOURNAL_AT: "journal_at",
+    H_PROCESSES_AT: "processes_at",
+    H_NODES_AT: "nodes_at",
+    H_HASH_AT: "hash_at",
+    H_DATA_AT: "data_at",
+}
+
 # -- header: mutable totals (journaled) ---------------------------------------------------
 H_USED = 32  # bytes in live blocks
 H_LIVE = 33  # live blocks
@@ -159,41 +178,14 @@ class Layout:
 
     def header_words(self) -> dict[int, int]:
         """The constant header words, by index (the magic excluded: it is written last)."""
-        return {
-            H_VERSION: VERSION,
-            H_FILE_SIZE: self.file_size,
-            H_CAPACITY: self.capacity,
-            H_ALIGNMENT: self.alignment,
-            H_MAX_BLOCKS: self.max_blocks,
-            H_NODES: self.nodes,
-            H_HASH_SLOTS: self.hash_slots,
-            H_PROCESS_SLOTS: self.process_slots,
-            H_JOURNAL_ENTRIES: self.journal_entries,
-            H_JOURNAL_AT: self.journal_at,
-            H_PROCESSES_AT: self.processes_at,
-            H_NODES_AT: self.nodes_at,
-            H_HASH_AT: self.hash_at,
-            H_DATA_AT: self.data_at,
+        return {H_VERSION: VERSION} | {
+            index: getattr(self, field) for index, field in _HEADER_FIELDS.items()
         }
 
     @classmethod
     def from_header(cls, words: dict[int, int] | memoryview) -> Layout:
         """Read the geometry back from a segment's header words."""
-        return cls(
-            capacity=words[H_CAPACITY],
-            alignment=words[H_ALIGNMENT],
-            max_blocks=words[H_MAX_BLOCKS],
-            nodes=words[H_NODES],
-            hash_slots=words[H_HASH_SLOTS],
-            process_slots=words[H_PROCESS_SLOTS],
-            journal_entries=words[H_JOURNAL_ENTRIES],
-            journal_at=words[H_JOURNAL_AT],
-            processes_at=words[H_PROCESSES_AT],
-            nodes_at=words[H_NODES_AT],
-            hash_at=words[H_HASH_AT],
-            data_at=words[H_DATA_AT],
-            file_size=words[H_FILE_SIZE],
-        )
+        return cls(**{field: words[index] for index, field in _HEADER_FIELDS.items()})
 
     def node_ids(self) -> range:
         """The word index of every node record."""

@@ -328,14 +328,22 @@ class _Canvas:
                     )
         return parts
 
+    def boxes(self, region: Region) -> Iterator[tuple[_Piece, float, int, float]]:
+        """Each row's piece of ``region`` with its box: left edge, top and width (at least 0.5)."""
+        for piece in _pieces(region, self.row_bytes):
+            yield (
+                piece,
+                self.x(piece.offset),
+                self.y(piece.offset),
+                max(piece.size * self.scale, 0.5),
+            )
+
     def region(self, region: Region, fill: str, tooltip: str) -> list[str]:
         """A region, cut where it crosses rows: each piece labelled, continuations marked."""
         parts = []
         text_colour = palette.text_on(fill)
         label = region.label or f"{region.size:,}"
-        for piece in _pieces(region, self.row_bytes):
-            x, y = self.x(piece.offset), self.y(piece.offset)
-            w = max(piece.size * self.scale, 0.5)
+        for piece, x, y, w in self.boxes(region):
             more = "" if piece.first and piece.last else " (drawn across rows)"
             parts.append(
                 f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{_ROW_HEIGHT}" fill="{fill}" '
@@ -359,9 +367,7 @@ class _Canvas:
 
     def outline(self, region: Region, colour: str, label: str) -> list[str]:
         parts = []
-        for piece in _pieces(region, self.row_bytes):
-            x, y = self.x(piece.offset), self.y(piece.offset)
-            w = max(piece.size * self.scale, 0.5)
+        for _, x, y, w in self.boxes(region):
             parts.append(
                 f'<rect x="{x + 1.5:.2f}" y="{y + 1.5}" width="{max(w - 3, 0.5):.2f}" '
                 f'height="{_ROW_HEIGHT - 3}" fill="none" stroke="{colour}" stroke-width="3" '
