@@ -47,11 +47,9 @@ def test_hundreds_of_random_sigkills() -> None:
     dead process's blocks leaves exactly this process's blocks, bytes intact.
     """
     rng = random.Random(20261127)
-    # Forkserver children are forked from a fresh server process that never saw the
-    # heap, so each attaches by name as an unrelated process would; spawning 200 of
-    # them would take about 0.25 s each here.
-    forkserver = multiprocessing.get_context("forkserver")
-    forkserver.set_forkserver_preload(["__main__", "slaballoc", "shared_workers"])
+    # Spawned children start a fresh interpreter that never saw the heap: each
+    # attaches by name, as an unrelated process would.
+    spawn = multiprocessing.get_context("spawn")
     kills = repaired = 0
     with SharedHeap.create(size=1 << 18, max_blocks=512) as heap:
         mine = {heap.alloc(size): bytes([size % 251]) * size for size in (100, 3000, 64)}
@@ -60,11 +58,11 @@ def test_hundreds_of_random_sigkills() -> None:
         own_used = heap.stats().used
         baseline = heap.blocks()
         while kills < 200:
-            receiver, sender = forkserver.Pipe(duplex=False)
+            receiver, sender = spawn.Pipe(duplex=False)
             # Every other child runs the Python transactions (the C core's are so short
             # that few random kills land inside one): this process repairs both kinds.
             python_engine = kills % 2 == 1
-            child = forkserver.Process(target=churn, args=(heap.name, sender, kills, python_engine))
+            child = spawn.Process(target=churn, args=(heap.name, sender, kills, python_engine))
             child.start()
             assert receiver.poll(30), "the child never started"
             receiver.recv()
