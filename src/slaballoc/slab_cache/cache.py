@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
+from .._accelerate import accelerated
+from .._implementation import core
 from ..allocator import BlockAllocator, _is_released
 from ..errors import (
     DoubleFreeError,
@@ -45,7 +47,7 @@ from .slab_stats import CacheStats, SlabInfo, SlabRecord
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["DEFAULT_CACHE_CAPACITY", "SlabCache"]
+__all__ = ["DEFAULT_CACHE_CAPACITY", "PureSlabCache", "SlabCache"]
 
 #: The buffer a ``SlabCache()`` makes when given neither ``capacity`` nor ``buffer``.
 DEFAULT_CACHE_CAPACITY = 1 << 20
@@ -855,6 +857,16 @@ class SlabCache(BlockAllocator):
                     f"class {slabs.object_size}: {out} objects are out of the slabs, but "
                     f"{active[index]} are live and {len(cached)} cached"
                 )
+
+
+#: The pure-Python class: the specification, and what runs without the C core.
+PureSlabCache = SlabCache
+if core is not None:
+    # The C base does alloc and free on a magazine hit and hands every other case to the
+    # methods above; it stands where BlockAllocator.__init__ stands, so this __init__ runs.
+    SlabCache = accelerated(  # type: ignore[misc]
+        core.SlabCache, PureSlabCache, __init__=PureSlabCache.__init__
+    )
 
 
 def _grouped(classes: list[int], offsets: list[int]) -> dict[int, list[int]]:
