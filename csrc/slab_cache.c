@@ -619,10 +619,8 @@ static PyObject *SlabCache_free(SlabCacheObject *self, PyObject *view)
     if (self->debug != Py_None) {
         return spec_call1(self, "free", view);
     }
-    if (mine(self) < 0) {
-        return NULL;
-    }
-    /* From here on nothing runs Python code until the block is freed. */
+    /* As the specification, this thread's magazines are looked up only for a live
+     * object of a class (their first lookup retires exited threads' magazines). */
     Py_ssize_t entry = live_find(self->live, view);
     if (entry < 0 || slab_view_released(view) || slab_view_exports(view) > 0 ||
         !memory_usable(self)) {
@@ -630,17 +628,26 @@ static PyObject *SlabCache_free(SlabCacheObject *self, PyObject *view)
     }
     Py_ssize_t size = PyMemoryView_GET_BUFFER(view)->len;
     Py_ssize_t index = size > 0 && size <= self->largest ? class_of(self, size) : -1;
-    PyObject *magazine = loaded_magazine(self, index);
-    if (magazine == NULL || !PyList_CheckExact(self->capacity_of) ||
+    if (index < 0 || !PyList_CheckExact(self->capacity_of) ||
         index >= PyList_GET_SIZE(self->capacity_of)) {
         return spec_call1(self, "free", view); /* a large block */
     }
+    uint64_t thread = current_thread();
+    if (thread != self->mine_thread) {
+        /* Python code runs: look again from the start once it is done. */
+        if (mine_refresh(self, thread) < 0) {
+            return NULL;
+        }
+        return SlabCache_free(self, view);
+    }
+    /* From here on nothing runs Python code until the block is freed. */
+    PyObject *magazine = loaded_magazine(self, index);
     Py_ssize_t room = PyLong_AsSsize_t(PyList_GET_ITEM(self->capacity_of, index));
     if (room == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    Py_ssize_t count = PyList_GET_SIZE(magazine);
-    if (count >= room) {
+    Py_ssize_t count = magazine == NULL ? 0 : PyList_GET_SIZE(magazine);
+    if (magazine == NULL || count >= room) {
         return spec_call1(self, "free", view); /* the magazine is full: spill */
     }
     PyObject *offset = self->live->entries[entry].offset;
