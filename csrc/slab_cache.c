@@ -41,6 +41,7 @@
  */
 #include "core.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "structmember.h"
@@ -55,6 +56,7 @@
 typedef struct {
     PyObject *view; /* NULL: empty */
     PyObject *offset;
+    uint64_t order; /* when it was added: values() and items() come in this order, as a dict's */
 } LiveEntry;
 
 typedef struct {
@@ -62,6 +64,7 @@ typedef struct {
     LiveEntry *entries;
     Py_ssize_t mask; /* size - 1, size a power of two */
     Py_ssize_t count;
+    uint64_t added; /* entries ever added */
 } LiveTableObject;
 
 static PyTypeObject LiveTableType;
@@ -131,6 +134,7 @@ static void live_insert(LiveTableObject *t, PyObject *view, PyObject *offset)
     }
     t->entries[i].view = view;
     t->entries[i].offset = offset;
+    t->entries[i].order = t->added++;
     t->count++;
 }
 
@@ -264,7 +268,9 @@ static PyObject *LiveTable_pop(LiveTableObject *self, PyObject *const *args, Py_
         return NULL;
     }
     PyObject *pair = live_pair(&self->entries[i]);
-    if (pair != NULL) {
+    /* Making the tuple can run the collector: find the entry again. */
+    i = pair == NULL ? -1 : live_find(self, live_key(args[0]));
+    if (i >= 0) {
         PyObject *view, *offset;
         live_remove(self, i, &view, &offset);
         Py_DECREF(view);
@@ -273,26 +279,51 @@ static PyObject *LiveTable_pop(LiveTableObject *self, PyObject *const *args, Py_
     return pair;
 }
 
-/* Every entry as `make` builds it, in table order. */
+static int by_order(const void *a, const void *b)
+{
+    uint64_t x = ((const LiveEntry *)a)->order, y = ((const LiveEntry *)b)->order;
+    return (x > y) - (x < y);
+}
+
+/* Every entry as (offset, view), or with_keys as (id(view), (offset, view)), in the
+ * order they were added: the pure code's close() releases views in that order.  A
+ * snapshot (with references) first: making tuples can run the collector, whose
+ * finalizers may change the table. */
 static PyObject *live_list(LiveTableObject *self, int with_keys)
 {
-    PyObject *list = PyList_New(0);
-    for (Py_ssize_t i = 0; list != NULL && self->entries != NULL && i <= self->mask; i++) {
-        const LiveEntry *e = &self->entries[i];
-        if (e->view == NULL) {
-            continue;
+    LiveEntry *sorted = PyMem_Malloc(sizeof(LiveEntry) * (size_t)(self->count + 1));
+    if (sorted == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t count = 0;
+    for (Py_ssize_t i = 0; self->entries != NULL && i <= self->mask; i++) {
+        if (self->entries[i].view != NULL) {
+            sorted[count] = self->entries[i];
+            Py_INCREF(sorted[count].view);
+            Py_INCREF(sorted[count].offset);
+            count++;
         }
-        PyObject *item = live_pair(e);
+    }
+    qsort(sorted, (size_t)count, sizeof(LiveEntry), by_order);
+    PyObject *list = PyList_New(count);
+    for (Py_ssize_t i = 0; list != NULL && i < count; i++) {
+        PyObject *item = live_pair(&sorted[i]);
         if (item != NULL && with_keys) {
-            PyObject *key = PyLong_FromVoidPtr(e->view);
+            PyObject *key = PyLong_FromVoidPtr(sorted[i].view);
             Py_SETREF(item, key == NULL ? NULL : PyTuple_Pack(2, key, item));
             Py_XDECREF(key);
         }
-        if (item == NULL || PyList_Append(list, item) < 0) {
+        if (item == NULL) {
             Py_CLEAR(list);
+            break;
         }
-        Py_XDECREF(item);
+        PyList_SET_ITEM(list, i, item);
     }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_DECREF(sorted[i].view);
+        Py_DECREF(sorted[i].offset);
+    }
+    PyMem_Free(sorted);
     return list;
 }
 
@@ -343,6 +374,7 @@ static void live_clear(LiveTableObject *self)
     self->entries = NULL;
     self->mask = 0;
     self->count = 0;
+    self->added = 0;
     for (Py_ssize_t i = 0; i < size; i++) {
         Py_XDECREF(entries[i].view);
         Py_XDECREF(entries[i].offset);
@@ -679,6 +711,7 @@ static int SlabCache_init(SlabCacheObject *self, PyObject *args, PyObject *kwarg
         self->live->entries = NULL;
         self->live->mask = 0;
         self->live->count = 0;
+        self->live->added = 0;
         PyObject_GC_Track(self->live);
     }
     PyObject *module = PyImport_ImportModule("slaballoc.allocator");
