@@ -36,8 +36,8 @@
  * magazine), makes the view, then commits only if the plan still holds
  * (same magazine, same size, same top object, still open), else starts
  * over.  free runs no Python code between its checks and its commit.  Not
- * written for the free-threaded build (lists are changed without their
- * critical sections).
+ * for the free-threaded build (lists are changed without their critical
+ * sections): there the type is not registered and the pure SlabCache runs.
  */
 #include "core.h"
 
@@ -435,6 +435,7 @@ static PyTypeObject LiveTableType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_traverse = (traverseproc)LiveTable_traverse,
     .tp_clear = (inquiry)LiveTable_gc_clear,
+    .tp_free = PyObject_GC_Del,
     .tp_doc = "id(view) -> (offset, view) for SlabCache's live blocks: the dict operations "
               "BlockAllocator uses on _live, over a hash table the C hot path reads directly.",
     .tp_methods = LiveTable_methods,
@@ -890,6 +891,7 @@ static PyTypeObject SlabCacheType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_traverse = (traverseproc)SlabCache_traverse,
     .tp_clear = (inquiry)SlabCache_gc_clear,
+    .tp_free = PyObject_GC_Del,
     .tp_doc = "C base of slaballoc.SlabCache: alloc and free on a magazine hit.",
     .tp_methods = SlabCache_methods,
     .tp_members = SlabCache_members,
@@ -900,6 +902,11 @@ static PyTypeObject SlabCacheType = {
 
 int _slaballoc_add_slab_cache(PyObject *module)
 {
+#ifdef Py_GIL_DISABLED
+    /* The hot path changes lists without their critical sections: there, the pure
+     * SlabCache runs (slaballoc/slab_cache/cache.py uses core.SlabCache if present). */
+    return 0;
+#endif
     PyTypeObject *types[] = {&LiveTableType, &SlabCacheType};
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         if (PyType_Ready(types[i]) < 0 || PyModule_AddObjectRef(module, types[i]->tp_name + 16,

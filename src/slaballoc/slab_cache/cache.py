@@ -861,7 +861,7 @@ class SlabCache(BlockAllocator):
 
 #: The pure-Python class: the specification, and what runs without the C core.
 PureSlabCache = SlabCache
-if core is not None:
+if core is not None and hasattr(core, "SlabCache"):  # not on a free-threaded build
     # The C base does alloc and free on a magazine hit and hands every other case to the
     # methods above; it stands where BlockAllocator.__init__ stands, so this __init__ runs.
     SlabCache = accelerated(  # type: ignore[misc]
