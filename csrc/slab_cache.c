@@ -91,14 +91,21 @@ static Py_ssize_t live_find(const LiveTableObject *t, const void *view)
     }
 }
 
-/* Room for one more entry (grows the array, runs no Python code); 0 or -1 (MemoryError). */
-static int live_reserve(LiveTableObject *t)
+/* Room for `more` entries (grows the array, runs no Python code); 0 or -1 (MemoryError). */
+static int live_reserve(LiveTableObject *t, Py_ssize_t more)
 {
     Py_ssize_t size = t->entries == NULL ? 0 : t->mask + 1;
-    if ((t->count + 1) * 2 <= size) {
+    if ((t->count + more) * 2 <= size) {
         return 0;
     }
     Py_ssize_t new_size = size == 0 ? 64 : size * 2;
+    while ((t->count + more) * 2 > new_size) {
+        if (new_size > PY_SSIZE_T_MAX / 4 / (Py_ssize_t)sizeof(LiveEntry)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        new_size *= 2;
+    }
     LiveEntry *entries = PyMem_Calloc((size_t)new_size, sizeof(LiveEntry));
     if (entries == NULL) {
         PyErr_NoMemory();
@@ -120,9 +127,9 @@ static int live_reserve(LiveTableObject *t)
     return 0;
 }
 
-static int live_has_room(const LiveTableObject *t)
+static int live_has_room(const LiveTableObject *t, Py_ssize_t more)
 {
-    return t->entries != NULL && (t->count + 1) * 2 <= t->mask + 1;
+    return t->entries != NULL && (t->count + more) * 2 <= t->mask + 1;
 }
 
 /* Add `view` (absent) with `offset`; takes over both references.  Needs live_reserve(). */
@@ -224,7 +231,7 @@ static int LiveTable_ass_subscript(LiveTableObject *self, PyObject *key, PyObjec
         Py_SETREF(self->entries[i].offset, offset);
         return 0;
     }
-    if (live_reserve(self) < 0) {
+    if (live_reserve(self, 1) < 0) {
         Py_DECREF(offset);
         return -1;
     }
@@ -582,6 +589,32 @@ static PyObject *loaded_magazine(const SlabCacheObject *self, Py_ssize_t index)
     return PyList_CheckExact(magazine) ? magazine : NULL;
 }
 
+/* The specification's method `name` called as this call was (keywords included). */
+static PyObject *spec_vectorcall(SlabCacheObject *self, const char *name, PyObject *const *args,
+                                 Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *specification = PyObject_GetAttrString((PyObject *)Py_TYPE(self), "_specification");
+    PyObject *function = specification == NULL ? NULL : PyObject_GetAttrString(specification, name);
+    Py_XDECREF(specification);
+    if (function == NULL) {
+        return NULL;
+    }
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject **stack = PyMem_Malloc(sizeof(PyObject *) * (size_t)(total + 1));
+    if (stack == NULL) {
+        Py_DECREF(function);
+        return PyErr_NoMemory();
+    }
+    stack[0] = (PyObject *)self;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        stack[i + 1] = args[i];
+    }
+    PyObject *result = PyObject_Vectorcall(function, stack, (size_t)nargs + 1, kwnames);
+    PyMem_Free(stack);
+    Py_DECREF(function);
+    return result;
+}
+
 static PyObject *spec_call1(SlabCacheObject *self, const char *name, PyObject *arg)
 {
     PyObject *args = PyTuple_Pack(1, arg);
@@ -595,11 +628,16 @@ static int memory_usable(const SlabCacheObject *self)
     return self->memory != NULL && !slab_view_released(self->memory);
 }
 
-static PyObject *SlabCache_alloc(SlabCacheObject *self, PyObject *size_arg)
+static PyObject *SlabCache_alloc(SlabCacheObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                 PyObject *kwnames)
 {
     if (cache_require_ready(self) < 0) {
         return NULL;
     }
+    if (nargs != 1 || kwnames != NULL) {
+        return spec_vectorcall(self, "alloc", args, nargs, kwnames);
+    }
+    PyObject *size_arg = args[0];
     for (;;) {
         Py_ssize_t size = PyLong_CheckExact(size_arg) ? PyLong_AsSsize_t(size_arg) : -1;
         if (size == -1 && PyErr_Occurred()) {
@@ -623,7 +661,7 @@ static PyObject *SlabCache_alloc(SlabCacheObject *self, PyObject *size_arg)
             PyErr_Clear();
             return spec_call1(self, "alloc", size_arg);
         }
-        if (live_reserve(self->live) < 0) {
+        if (live_reserve(self->live, 1) < 0) {
             return NULL;
         }
         PyObject *view = slab_view_new(self->memory, offset, size);
@@ -634,7 +672,7 @@ static PyObject *SlabCache_alloc(SlabCacheObject *self, PyObject *size_arg)
         if (self->mine_thread == current_thread() && loaded_magazine(self, index) == magazine &&
             PyList_GET_SIZE(magazine) == count && PyList_GET_ITEM(magazine, count - 1) == top &&
             size <= self->largest && self->debug == Py_None && memory_usable(self) &&
-            live_has_room(self->live)) {
+            live_has_room(self->live, 1)) {
             Py_SET_SIZE(magazine, count - 1); /* list.pop(): its reference to top passes on */
             live_insert(self->live, Py_NewRef(view), top);
             ((uint64_t *)self->mine_allocs.buf)[index]++;
@@ -644,11 +682,22 @@ static PyObject *SlabCache_alloc(SlabCacheObject *self, PyObject *size_arg)
     }
 }
 
-static PyObject *SlabCache_free(SlabCacheObject *self, PyObject *view)
+static PyObject *SlabCache_free_one(SlabCacheObject *self, PyObject *view);
+
+static PyObject *SlabCache_free(SlabCacheObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames)
 {
     if (cache_require_ready(self) < 0) {
         return NULL;
     }
+    if (nargs != 1 || kwnames != NULL) {
+        return spec_vectorcall(self, "free", args, nargs, kwnames);
+    }
+    return SlabCache_free_one(self, args[0]);
+}
+
+static PyObject *SlabCache_free_one(SlabCacheObject *self, PyObject *view)
+{
     if (self->debug != Py_None) {
         return spec_call1(self, "free", view);
     }
@@ -671,7 +720,7 @@ static PyObject *SlabCache_free(SlabCacheObject *self, PyObject *view)
         if (mine_refresh(self, thread) < 0) {
             return NULL;
         }
-        return SlabCache_free(self, view);
+        return SlabCache_free_one(self, view);
     }
     /* From here on nothing runs Python code until the block is freed. */
     PyObject *magazine = loaded_magazine(self, index);
@@ -698,6 +747,226 @@ static PyObject *SlabCache_free(SlabCacheObject *self, PyObject *view)
     Py_DECREF(dropped_offset); /* the magazine holds it now */
     Py_DECREF(dropped_view);   /* last: a weakref callback may run */
     Py_RETURN_NONE;
+}
+
+/* A request size or count given as an exact int (else -1: the specification decides). */
+static Py_ssize_t exact_count(PyObject *value)
+{
+    Py_ssize_t number = PyLong_CheckExact(value) ? PyLong_AsSsize_t(value) : -1;
+    if (number == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+    }
+    return number;
+}
+
+/* alloc_many(size, count) when this thread's loaded magazine holds `count` objects:
+ * Magazines.take_many's first case (the top `count` offsets, in list order). */
+static PyObject *SlabCache_alloc_many(SlabCacheObject *self, PyObject *const *args,
+                                      Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (cache_require_ready(self) < 0) {
+        return NULL;
+    }
+    if (nargs != 2 || kwnames != NULL || self->debug != Py_None) {
+        return spec_vectorcall(self, "alloc_many", args, nargs, kwnames);
+    }
+    Py_ssize_t size = exact_count(args[0]), count = exact_count(args[1]);
+    if (size <= 0 || size > self->largest || count < 0) {
+        return spec_vectorcall(self, "alloc_many", args, nargs, kwnames);
+    }
+    Py_ssize_t index = class_of(self, size);
+    for (;;) {
+        if (mine(self) < 0) {
+            return NULL;
+        }
+        PyObject *magazine = loaded_magazine(self, index);
+        Py_ssize_t have = magazine == NULL ? -1 : PyList_GET_SIZE(magazine);
+        int usable = have >= count && memory_usable(self);
+        Py_ssize_t limit = usable ? PyMemoryView_GET_BUFFER(self->memory)->len - size : 0;
+        for (Py_ssize_t i = have - count; usable && i < have; i++) {
+            Py_ssize_t offset = exact_count(PyList_GET_ITEM(magazine, i));
+            usable = offset >= 0 && offset <= limit;
+        }
+        if (!usable) {
+            return spec_vectorcall(self, "alloc_many", args, nargs, kwnames); /* a miss */
+        }
+        if (live_reserve(self->live, count) < 0) {
+            return NULL;
+        }
+        /* The plan: the top `count` objects (referenced, in case the list changes while
+         * the views are made, which can run Python code). */
+        PyObject **tops = PyMem_Malloc(sizeof(PyObject *) * (size_t)(count + 1));
+        PyObject *views = tops == NULL ? NULL : PyList_New(count);
+        if (views == NULL) {
+            PyMem_Free(tops);
+            return tops == NULL ? PyErr_NoMemory() : NULL;
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            tops[i] = Py_NewRef(PyList_GET_ITEM(magazine, have - count + i));
+        }
+        int failed = 0;
+        for (Py_ssize_t i = 0; i < count && !failed; i++) {
+            PyObject *view = slab_view_new(self->memory, PyLong_AsSsize_t(tops[i]), size);
+            failed = view == NULL;
+            if (!failed) {
+                PyList_SET_ITEM(views, i, view);
+            }
+        }
+        int holds = !failed && self->mine_thread == current_thread() &&
+                    loaded_magazine(self, index) == magazine &&
+                    PyList_GET_SIZE(magazine) == have && size <= self->largest &&
+                    self->debug == Py_None && memory_usable(self) &&
+                    live_has_room(self->live, count);
+        for (Py_ssize_t i = 0; holds && i < count; i++) {
+            holds = PyList_GET_ITEM(magazine, have - count + i) == tops[i];
+        }
+        if (holds) {
+            Py_SET_SIZE(magazine, have - count); /* its references pass to the table */
+            for (Py_ssize_t i = 0; i < count; i++) {
+                live_insert(self->live, Py_NewRef(PyList_GET_ITEM(views, i)), tops[i]);
+            }
+            ((uint64_t *)self->mine_allocs.buf)[index] += (uint64_t)count;
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            Py_DECREF(tops[i]); /* the plan's own references */
+        }
+        PyMem_Free(tops);
+        if (holds) {
+            return views;
+        }
+        Py_DECREF(views);
+        if (failed) {
+            return NULL;
+        }
+    }
+}
+
+/* Set while free_many validates a batch: the entry was met already (given twice). */
+#define LIVE_SEEN (UINT64_C(1) << 63)
+
+/* free_many(views) when every view is a live class object, given once, neither
+ * released nor exported, and this thread's loaded magazines have room for all
+ * of them: Magazines.give_many's first case for every class of the batch. */
+static PyObject *SlabCache_free_many(SlabCacheObject *self, PyObject *const *args,
+                                     Py_ssize_t nargs, PyObject *kwnames)
+{
+    if (cache_require_ready(self) < 0) {
+        return NULL;
+    }
+    if (nargs != 1 || kwnames != NULL || self->debug != Py_None ||
+        !PyList_CheckExact(self->capacity_of)) {
+        return spec_vectorcall(self, "free_many", args, nargs, kwnames);
+    }
+    /* The batch as a list (an iterator is consumed once: the specification gets the list). */
+    PyObject *batch = PySequence_List(args[0]);
+    if (batch == NULL) {
+        return NULL;
+    }
+    Py_ssize_t classes = PyList_GET_SIZE(self->capacity_of);
+    Py_ssize_t *counts = PyMem_Calloc((size_t)classes + 1, sizeof(Py_ssize_t));
+    Py_ssize_t *indices = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(PyList_GET_SIZE(batch) + 1));
+    PyObject *result = NULL;
+    if (counts == NULL || indices == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (;;) {
+        /* Validate (no Python code runs): each view's class, and the count per class. */
+        Py_ssize_t k = PyList_GET_SIZE(batch), marked = 0;
+        int valid = memory_usable(self);
+        memset(counts, 0, sizeof(Py_ssize_t) * (size_t)classes);
+        for (; valid && marked < k; marked++) {
+            PyObject *view = PyList_GET_ITEM(batch, marked);
+            Py_ssize_t entry = live_find(self->live, view);
+            if (entry < 0 || self->live->entries[entry].order & LIVE_SEEN ||
+                slab_view_released(view) || slab_view_exports(view) > 0) {
+                valid = 0;
+                break;
+            }
+            self->live->entries[entry].order |= LIVE_SEEN;
+            Py_ssize_t size = PyMemoryView_GET_BUFFER(view)->len;
+            Py_ssize_t index = size > 0 && size <= self->largest ? class_of(self, size) : -1;
+            valid = index >= 0 && index < classes;
+            if (valid) {
+                indices[marked] = index;
+                counts[index]++;
+            }
+        }
+        for (Py_ssize_t i = 0; i < marked; i++) { /* every mark goes before anything else */
+            Py_ssize_t entry = live_find(self->live, PyList_GET_ITEM(batch, i));
+            if (entry >= 0) {
+                self->live->entries[entry].order &= ~LIVE_SEEN;
+            }
+        }
+        if (!valid) {
+            /* Not live, given twice, released, exported, or a large block. */
+            result = spec_call1(self, "free_many", batch);
+            goto done;
+        }
+        uint64_t thread = current_thread();
+        if (thread != self->mine_thread) {
+            if (mine_refresh(self, thread) < 0) {
+                goto done;
+            }
+            continue; /* Python code ran: validate again */
+        }
+        /* Room in every class's loaded magazine (else some go to the slabs: the specification). */
+        for (Py_ssize_t index = 0; valid && index < classes; index++) {
+            if (counts[index] == 0) {
+                continue;
+            }
+            PyObject *magazine = loaded_magazine(self, index);
+            Py_ssize_t room = PyLong_AsSsize_t(PyList_GET_ITEM(self->capacity_of, index));
+            if (room == -1 && PyErr_Occurred()) {
+                goto done;
+            }
+            valid = magazine != NULL && PyList_GET_SIZE(magazine) + counts[index] <= room;
+        }
+        if (!valid) {
+            result = spec_call1(self, "free_many", batch);
+            goto done;
+        }
+        /* Commit: the offsets onto the magazines first (undone if a list cannot grow), then
+         * the views released and the entries removed, which cannot fail. */
+        Py_ssize_t appended = 0;
+        for (; appended < k; appended++) {
+            PyObject *view = PyList_GET_ITEM(batch, appended);
+            PyObject *offset = self->live->entries[live_find(self->live, view)].offset;
+            if (PyList_Append(loaded_magazine(self, indices[appended]), offset) < 0) {
+                break;
+            }
+        }
+        if (appended < k) {
+            while (appended-- > 0) {
+                PyObject *magazine = loaded_magazine(self, indices[appended]);
+                Py_ssize_t last = PyList_GET_SIZE(magazine) - 1;
+                PyObject *offset = PyList_GET_ITEM(magazine, last);
+                Py_SET_SIZE(magazine, last);
+                Py_DECREF(offset);
+            }
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < k; i++) {
+            PyObject *view = PyList_GET_ITEM(batch, i);
+            if (slab_view_release(view) < 0) {
+                PyErr_Clear(); /* not reached: no view of the batch is exported */
+            }
+            PyObject *dropped_view, *dropped_offset;
+            live_remove(self->live, live_find(self->live, view), &dropped_view, &dropped_offset);
+            Py_DECREF(dropped_offset); /* the magazine holds it */
+            Py_DECREF(dropped_view);   /* the batch still holds the view */
+        }
+        for (Py_ssize_t index = 0; index < classes; index++) {
+            ((uint64_t *)self->mine_frees.buf)[index] += (uint64_t)counts[index];
+        }
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+done:
+    PyMem_Free(counts);
+    PyMem_Free(indices);
+    Py_DECREF(batch); /* last: dropping the views may run Python code */
+    return result;
 }
 
 /* The C base stands where BlockAllocator.__init__ stands in the MRO: it makes
@@ -861,9 +1130,13 @@ static int SlabCache_set_table(SlabCacheObject *self, PyObject *value, void *unu
     return 0;
 }
 
+#define FASTCALL(function) (PyCFunction)(void (*)(void))(function), METH_FASTCALL | METH_KEYWORDS
+
 static PyMethodDef SlabCache_methods[] = {
-    {"alloc", (PyCFunction)SlabCache_alloc, METH_O, "See SlabCache.alloc."},
-    {"free", (PyCFunction)SlabCache_free, METH_O, "See SlabCache.free."},
+    {"alloc", FASTCALL(SlabCache_alloc), "See SlabCache.alloc."},
+    {"free", FASTCALL(SlabCache_free), "See SlabCache.free."},
+    {"alloc_many", FASTCALL(SlabCache_alloc_many), "See SlabCache.alloc_many."},
+    {"free_many", FASTCALL(SlabCache_free_many), "See SlabCache.free_many."},
     {NULL},
 };
 
