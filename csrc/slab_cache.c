@@ -127,9 +127,11 @@ static int live_reserve(LiveTableObject *t, Py_ssize_t more)
     return 0;
 }
 
+/* True if `more` entries fit without growing (as live_reserve leaves it; none: always). */
 static int live_has_room(const LiveTableObject *t, Py_ssize_t more)
 {
-    return t->entries != NULL && (t->count + more) * 2 <= t->mask + 1;
+    Py_ssize_t size = t->entries == NULL ? 0 : t->mask + 1;
+    return (t->count + more) * 2 <= size;
 }
 
 /* Add `view` (absent) with `offset`; takes over both references.  Needs live_reserve(). */
@@ -474,9 +476,11 @@ typedef struct {
     Py_ssize_t mine_classes; /* entries in each */
 } SlabCacheObject;
 
+/* Everything the hot paths read is set (the specification's __init__ ran to its end). */
 static int cache_require_ready(SlabCacheObject *self)
 {
-    if (self->live == NULL) {
+    if (self->live == NULL || self->memory == NULL || self->debug == NULL ||
+        self->capacity_of == NULL || self->table == NULL) {
         PyErr_Format(PyExc_TypeError, "%.100s.__init__() was not called", Py_TYPE(self)->tp_name);
         return -1;
     }

@@ -295,6 +295,16 @@ def test_a_finalizer_run_while_a_view_is_made_cannot_corrupt_the_cache(bulk: boo
     assert len(set(offsets)) == len(offsets) == len(cache)
 
 
+def test_no_blocks_from_a_new_cache() -> None:
+    # alloc_many(size, 0) before any block was ever live (the C live table is not allocated
+    # yet) once looped for ever in C; free_many([]) the same.
+    for cls in (PureSlabCache, SlabCache):
+        cache = cls()
+        assert cache.alloc_many(64, 0) == []
+        cache.free_many([])
+        assert (len(cache), cache.stats().allocs) == (0, 0)
+
+
 def test_an_exported_view_is_refused_and_nothing_changes() -> None:
     cache = SlabCache()
     block = cache.alloc(100)

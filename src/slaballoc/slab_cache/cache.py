@@ -12,6 +12,11 @@ Three layers, each in its own module, as in Bonwick's allocator:
 This module adds the memory layer: the view of exactly the requested size,
 the live table, the typed errors, statistics and ``check()``.  Which class
 serves a request is :mod:`.size_classes`; debugging is :mod:`.debug`.
+
+With the C core, ``SlabCache`` is this class over a C base (``csrc/slab_cache.c``)
+that does ``alloc``, ``free``, ``alloc_many`` and ``free_many`` on a magazine hit
+and calls the methods below for every other case; ``PureSlabCache`` is this
+class as written, the specification.
 """
 
 from __future__ import annotations
