@@ -106,5 +106,6 @@ int slab_view_release(PyObject *view);
 int _slaballoc_add_slots(PyObject *module);
 int _slaballoc_add_best_fit(PyObject *module) __attribute__((weak));
 int _slaballoc_add_shared_heap(PyObject *module) __attribute__((weak));
+int _slaballoc_add_slab_cache(PyObject *module) __attribute__((weak));
 
 #endif

@@ -30,7 +30,8 @@ PyMODINIT_FUNC PyInit__core(void)
     if (PyModule_AddIntConstant(module, "ABI", SLABALLOC_CORE_ABI) < 0 || slab_views_init() < 0 ||
         _slaballoc_add_slots(module) < 0 ||
         (_slaballoc_add_best_fit != NULL && _slaballoc_add_best_fit(module) < 0) ||
-        (_slaballoc_add_shared_heap != NULL && _slaballoc_add_shared_heap(module) < 0)) {
+        (_slaballoc_add_shared_heap != NULL && _slaballoc_add_shared_heap(module) < 0) ||
+        (_slaballoc_add_slab_cache != NULL && _slaballoc_add_slab_cache(module) < 0)) {
         Py_DECREF(module);
         return NULL;
     }

@@ -12,6 +12,11 @@ Three layers, each in its own module, as in Bonwick's allocator:
 This module adds the memory layer: the view of exactly the requested size,
 the live table, the typed errors, statistics and ``check()``.  Which class
 serves a request is :mod:`.size_classes`; debugging is :mod:`.debug`.
+
+With the C core, ``SlabCache`` is this class over a C base (``csrc/slab_cache.c``)
+that does ``alloc``, ``free``, ``alloc_many`` and ``free_many`` on a magazine hit
+and calls the methods below for every other case; ``PureSlabCache`` is this
+class as written, the specification.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, cast
 
+from .._accelerate import accelerated
+from .._implementation import core
 from ..allocator import BlockAllocator, _is_released
 from ..errors import (
     DoubleFreeError,
@@ -45,7 +52,7 @@ from .slab_stats import CacheStats, SlabInfo, SlabRecord
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-__all__ = ["DEFAULT_CACHE_CAPACITY", "SlabCache"]
+__all__ = ["DEFAULT_CACHE_CAPACITY", "PureSlabCache", "SlabCache"]
 
 #: The buffer a ``SlabCache()`` makes when given neither ``capacity`` nor ``buffer``.
 DEFAULT_CACHE_CAPACITY = 1 << 20
@@ -855,6 +862,16 @@ class SlabCache(BlockAllocator):
                     f"class {slabs.object_size}: {out} objects are out of the slabs, but "
                     f"{active[index]} are live and {len(cached)} cached"
                 )
+
+
+#: The pure-Python class: the specification, and what runs without the C core.
+PureSlabCache = SlabCache
+if core is not None and hasattr(core, "SlabCache"):  # not on a free-threaded build
+    # The C base does alloc and free on a magazine hit and hands every other case to the
+    # methods above; it stands where BlockAllocator.__init__ stands, so this __init__ runs.
+    SlabCache = accelerated(  # type: ignore[misc]
+        core.SlabCache, PureSlabCache, __init__=PureSlabCache.__init__
+    )
 
 
 def _grouped(classes: list[int], offsets: list[int]) -> dict[int, list[int]]:

@@ -1,0 +1,326 @@
+"""The C SlabCache against its specification: the same random sequences through both.
+
+Every operation goes to a ``PureSlabCache`` and to the C-backed ``SlabCache``,
+each call made on the same thread for both sides (a step may run on a new
+thread, which exits after it: its magazines are retired, and the next thread
+may reuse its OS thread id).  After every step the test compares what each
+returned (offsets, lengths, bytes of the views), every error (type and
+message), and the whole observable state: every byte of the memory, the
+backing store's blocks, ``stats()`` (counters included), ``slabinfo()``,
+``slabs()``, ``check()``, ``leaks()``, the length and the repr.  Bad input is
+mixed in: odd sizes, foreign, sliced, released and freed views, exported views,
+a closed cache.
+"""
+
+from __future__ import annotations
+
+import gc
+import pickle
+import random
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from slaballoc import IMPLEMENTATION, BlockInUseError, SlabCache
+from slaballoc.slab_cache.cache import PureSlabCache
+
+pytestmark = pytest.mark.skipif(IMPLEMENTATION != "c", reason="the C core is not built")
+
+ODD_SIZES = [0, -1, 2**64, 2**70, 8.0, True, False, None, "8"]
+sizes = st.one_of(
+    st.integers(1, 200),
+    st.integers(1, 20_000),
+    st.sampled_from([16, 17, 64, 1536, 16384, 16385]),
+    st.sampled_from(ODD_SIZES),
+)
+
+
+def outcome(action: Callable[[], Any], describe: Callable[[Any], Any] = repr) -> tuple[Any, ...]:
+    """What an action did: its described result, or its error's type and message."""
+    try:
+        result = action()
+    except Exception as error:  # every error is compared, whatever it is
+        return ("raised", type(error), str(error))
+    return ("returned", describe(result))
+
+
+def observe(cache: Any) -> tuple[Any, ...]:
+    """Everything a user can see of a cache's state."""
+    return (
+        outcome(lambda: bytes(cache.memory)),
+        outcome(lambda: list(cache.blocks())),
+        outcome(cache.stats),
+        outcome(cache.slabinfo),
+        outcome(cache.slabs),
+        outcome(cache.check),
+        outcome(lambda: [(leak.offset, leak.size) for leak in cache.leaks()]),
+        len(cache),
+        repr(cache),
+        cache.closed,
+        cache.thread_safe,
+    )
+
+
+def on_new_thread(action: Callable[[], Any]) -> Any:
+    """Run ``action`` on a new thread, wait for it; its result, or re-raise its error."""
+    results: list[Any] = []
+
+    def run() -> None:
+        try:
+            results.append(("ok", action()))
+        except Exception as error:
+            results.append(("error", error))
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    kind, value = results[0]
+    if kind == "error":
+        raise value
+    return value
+
+
+class Twins:
+    """A pure and a C cache, and the views each handed out, in step."""
+
+    def __init__(self, pure: Any, c: Any) -> None:
+        self.pure, self.c = pure, c
+        self.views: list[list[Any]] = []  # [pure view, C view] for every view handed out
+        self.exports: list[list[Any]] = []
+
+    def both(self, action: Callable[[Any, int], Any], thread: bool = False) -> None:
+        """``action(cache, side)`` on each side, on this thread or a new one: same outcome."""
+        results = []
+        for side, cache in enumerate((self.pure, self.c)):
+            call = partial(action, cache, side)
+            run = partial(on_new_thread, call) if thread else call
+            results.append(outcome(run, partial(self.describe, cache, side)))
+        assert results[1] == results[0]
+        assert observe(self.c) == observe(self.pure)
+
+    def describe(self, cache: Any, side: int, result: Any) -> Any:
+        """Views by offset, length and bytes (remembered for later steps); else the result."""
+        views = result if isinstance(result, list) else [result]
+        if not views or not all(isinstance(view, memoryview) for view in views):
+            return result
+        if side == 0:
+            self.views.extend([view, None] for view in views)
+        else:
+            for pair, view in zip(self.views[-len(views) :], views, strict=True):
+                pair[1] = view
+        return [(cache.offset_of(view), len(view), bytes(view)) for view in views]
+
+    def pick(self, data: st.DataObject) -> Callable[[int], object]:
+        """Something to give back: a view handed out (live or not), or a bad object."""
+        kinds = ["foreign", "none", "bytes"]
+        if self.views:
+            kinds += ["handed out"] * 8 + ["slice"]
+        kind = data.draw(st.sampled_from(kinds))
+        if kind in ("handed out", "slice"):
+            pair = self.views[data.draw(st.integers(0, len(self.views) - 1))]
+            if kind == "handed out":
+                return lambda side: pair[side]
+
+            def sliced(side: int) -> object:
+                try:
+                    return pair[side][1:]
+                except ValueError:  # released: the released view itself
+                    return pair[side]
+
+            return sliced
+        foreign = {"foreign": memoryview(bytearray(64)), "none": None, "bytes": b"x" * 64}
+        return lambda side: foreign[kind]
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    data=st.data(),
+    options=st.fixed_dictionaries(
+        {
+            "capacity": st.sampled_from([4096, 20_000, 65_536, 1 << 20]),
+            "magazine_size": st.sampled_from([None, 0, 1, 2, 5]),
+            "keep_empty": st.sampled_from([0, 1]),
+            "debug": st.booleans(),
+            "thread_safe": st.booleans(),
+        }
+    ),
+)
+def test_slab_cache_behaves_as_its_specification(
+    data: st.DataObject, options: dict[str, Any]
+) -> None:
+    twins = Twins(PureSlabCache(**options), SlabCache(**options))
+    assert observe(twins.c) == observe(twins.pure)
+    for _ in range(data.draw(st.integers(1, 60))):
+        run_step(data, twins)
+
+
+def run_step(data: st.DataObject, twins: Twins) -> None:
+    """One random operation on both caches, on this thread or (sometimes) a new one."""
+    step = data.draw(
+        st.sampled_from(
+            ["alloc"] * 6
+            + ["free"] * 6
+            + ["alloc_many", "free_many", "realloc", "offset_of", "write"]
+            + ["export", "unexport", "release", "close"]
+        )
+    )
+    thread = data.draw(st.sampled_from([False] * 4 + [True]))
+    keywords = data.draw(st.sampled_from([False] * 5 + [True]))  # the spec takes them too
+    if step == "alloc":
+        size = data.draw(sizes)
+        if keywords:
+            twins.both(lambda cache, side: cache.alloc(size=size), thread)
+        else:
+            twins.both(lambda cache, side: cache.alloc(size), thread)
+    elif step == "alloc_many":
+        size = data.draw(sizes)
+        count = data.draw(st.one_of(st.integers(0, 40), st.sampled_from([-1, 2.0, "3"])))
+        if keywords:
+            twins.both(lambda cache, side: cache.alloc_many(count=count, size=size), thread)
+        else:
+            twins.both(lambda cache, side: cache.alloc_many(size, count), thread)
+    elif step in ("free", "offset_of"):
+        target = twins.pick(data)
+        twins.both(lambda cache, side: getattr(cache, step)(target(side)), thread)
+    elif step == "free_many":
+        targets = [twins.pick(data) for _ in range(data.draw(st.integers(0, 4)))]
+        # A generator, consumed once: a refusal must still name the right view.
+        twins.both(lambda cache, side: cache.free_many(t(side) for t in targets), thread)
+    elif step == "realloc":
+        target, size = twins.pick(data), data.draw(sizes)
+        twins.both(lambda cache, side: cache.realloc(target(side), size), thread)
+    elif step in ("write", "export", "release") and twins.views:
+        pair = twins.views[data.draw(st.integers(0, len(twins.views) - 1))]
+        byte = data.draw(st.integers(0, 255))
+
+        def act(cache: Any, side: int) -> None:
+            view = pair[side]
+            if step == "write":
+                view[:] = bytes([byte]) * len(view)
+            elif step == "release":
+                view.release()  # by its owner: the block stays live
+            elif side == 0:
+                twins.exports.append([pickle.PickleBuffer(view), None])
+            else:
+                twins.exports[-1][1] = pickle.PickleBuffer(view)
+
+        twins.both(act)
+    elif step == "unexport" and twins.exports:
+        exported = twins.exports.pop(data.draw(st.integers(0, len(twins.exports) - 1)))
+        twins.both(lambda cache, side: exported[side].release())
+    elif step == "close":
+        twins.both(lambda cache, side: cache.close())
+
+
+@pytest.mark.parametrize("magazine_size", [None, 3])
+def test_many_blocks_freed_in_any_order_give_the_same_offsets(magazine_size: int | None) -> None:
+    # Thousands of live blocks (the C live table grows and deletes by backward shift),
+    # freed in a random order, then allocated again: the same offsets and counters.
+    caches = [
+        PureSlabCache(1 << 22, magazine_size=magazine_size),
+        SlabCache(1 << 22, magazine_size=magazine_size),
+    ]
+    order = random.Random(10)
+    requests = [order.choice([16, 24, 100, 700, 3000]) for _ in range(3000)]
+    shuffled = order.sample(range(len(requests)), len(requests))
+    offsets = []
+    for cache in caches:
+        views = [cache.alloc(size) for size in requests]
+        seen = [cache.offset_of(view) for view in views]
+        for index in shuffled[: len(shuffled) // 2]:
+            cache.free(views[index])
+        again = [cache.offset_of(cache.alloc(size)) for size in requests[:500]]
+        for index in shuffled[len(shuffled) // 2 :]:
+            cache.free(views[index])
+        cache.check()
+        offsets.append((seen, again, cache.stats(), cache.slabinfo()))
+    assert offsets[1] == offsets[0]
+
+
+def test_a_new_thread_never_gets_an_exited_threads_magazines() -> None:
+    # Each thread frees into its own magazine and exits; the next thread (which may get
+    # the same OS thread id) must start with empty magazines, as threading.local gives
+    # the specification, while the exited thread's objects go back to the slabs.
+    results = []
+    for cls in (PureSlabCache, SlabCache):
+        cache = cls(capacity=1 << 20, magazine_size=8)
+        kept = cache.alloc_many(64, 6)
+        offsets = [on_new_thread(partial(_alloc_and_free, cache, block)) for block in kept]
+        cache.check()
+        results.append((offsets, cache.stats(), cache.slabinfo()))
+    assert results[1] == results[0]
+
+
+def _alloc_and_free(cache: SlabCache, block: memoryview) -> int:
+    """Allocate a block (and keep it), free ``block`` into this thread's magazine."""
+    offset = cache.offset_of(cache.alloc(64))
+    cache.free(block)
+    return offset
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_finalizer_run_while_a_view_is_made_cannot_corrupt_the_cache(bulk: bool) -> None:
+    # Making a view can run the garbage collector (at once on 3.10 and 3.11), whose
+    # finalizer here takes the very objects the C alloc planned to hand out, and gives
+    # another back: the C alloc must see the plan no longer holds and start over.
+    cache = SlabCache(capacity=1 << 20, magazine_size=4)
+    victim = cache.alloc(64)
+    cache.free_many(cache.alloc_many(64, 2))  # free objects on top of the magazine
+    taken: list[memoryview] = []
+
+    class AllocsOnCollection:
+        def __init__(self) -> None:
+            self.cycle = self
+
+        def __del__(self) -> None:
+            taken.extend(cache.alloc_many(64, 2))  # the objects the C alloc is viewing
+            cache.free(victim)
+
+    AllocsOnCollection()
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        views = cache.alloc_many(64, 2) if bulk else [cache.alloc(64)]
+    finally:
+        gc.set_threshold(*threshold)
+    gc.collect()  # on versions that collect later, the finalizer runs here
+    cache.check()
+    live = [*views, *taken] if taken else [*views, victim]
+    offsets = [cache.offset_of(block) for block in live]
+    assert len(set(offsets)) == len(offsets) == len(cache)
+
+
+def test_no_blocks_from_a_new_cache() -> None:
+    # alloc_many(size, 0) before any block was ever live (the C live table is not allocated
+    # yet) once looped for ever in C; free_many([]) the same.
+    for cls in (PureSlabCache, SlabCache):
+        cache = cls()
+        assert cache.alloc_many(64, 0) == []
+        cache.free_many([])
+        assert (len(cache), cache.stats().allocs) == (0, 0)
+
+
+def test_an_exported_view_is_refused_and_nothing_changes() -> None:
+    cache = SlabCache()
+    block = cache.alloc(100)
+    block[:] = b"y" * 100
+    before = (cache.stats(), cache.slabinfo(), bytes(cache.memory))
+    export = pickle.PickleBuffer(block)
+    with pytest.raises(BlockInUseError, match="cannot free the block at offset 0"):
+        cache.free(block)
+    assert (cache.stats(), cache.slabinfo(), bytes(cache.memory)) == before
+    assert len(cache) == 1 and bytes(block) == b"y" * 100
+    export.release()
+    cache.free(block)
+    assert len(cache) == 0
+
+
+def test_the_c_class_is_in_use() -> None:
+    # Guard against a build that silently fell back to Python.
+    assert type(SlabCache()).__mro__[-2].__module__ == "slaballoc._core"
+    assert SlabCache is not PureSlabCache
