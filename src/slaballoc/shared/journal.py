@@ -30,7 +30,7 @@ import signal
 from .._implementation import core
 from ..errors import InvariantError
 
-__all__ = ["CRASH_ENV", "Journal", "crash_armed", "crash_at"]
+__all__ = ["CRASH_ENV", "Journal", "crash_at"]
 
 #: The environment variable that arms :func:`crash_at` when the module is imported.
 CRASH_ENV = "SLABALLOC_SHARED_CRASH_AT"
@@ -48,11 +48,6 @@ def crash_at(store: int) -> None:
     _stores_left = store
     if core is not None:
         core.shared_crash_armed(store != 0)
-
-
-def crash_armed() -> bool:
-    """True while :func:`crash_at` counts this process's stores down."""
-    return _stores_left != 0
 
 
 def _count_store() -> None:
