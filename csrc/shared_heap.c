@@ -503,8 +503,11 @@ static int crash_armed;
  * anyone sleeps) and a context switch: four processes on two CPUs got 0.46x
  * the pairs per second of one.  Spinning on trylock was worse (0.31x): it
  * pulls the mutex's cache line away from the holder, and burns the CPU a
- * preempted holder needs.  Yielding gives that CPU to it: 1.0-1.1x. */
-#define YIELDS 20
+ * preempted holder needs.  Yielding gives that CPU to it: 1.0x, steadily with
+ * 200 yields (20 gave 0.75x in some runs: a preempted holder can take longer
+ * to come back).  With nothing else to run, 200 yields take some 100 us: a
+ * waiter behind a long holder (check() in Python) then sleeps. */
+#define YIELDS 200
 
 /* Take the heap's robust mutex.  0: held (a dead holder's log is left to the
  * caller to roll back); 1: it cannot be taken here (the Python code will

@@ -65,7 +65,7 @@ ROBUST_MUTEX = 1
 #: How many times a busy mutex is tried again, each after ``sched_yield``, before
 #: the waiter sleeps: sleeping at once made every unlock a system call (a futex
 #: wake) and four processes on two CPUs half as fast as one (csrc/shared_heap.c).
-YIELDS = 20
+YIELDS = 200
 #: The longest a waiter sleeps before it lets signal handlers (Ctrl-C) run.
 WAIT_SLICE = 0.05
 
