@@ -488,6 +488,7 @@ typedef struct {
     PyObject *weakreflist;
     Py_buffer words;
     int open; /* words is held: the fast path may run */
+    PyObject *mapping; /* what the words are a view of (the segment's mmap): pinned by waiters */
     pthread_mutex_t *mutex;
     long long pid, born;
 } SharedHeapObject;
@@ -510,8 +511,15 @@ static int crash_armed;
 #define YIELDS 200
 
 /* Take the heap's robust mutex.  0: held (a dead holder's log is left to the
- * caller to roll back); 1: it cannot be taken here (the Python code will
- * try, and raise its own error); -1: a signal handler raised while waiting.
+ * caller to roll back); 1: it cannot be taken here, or the heap was closed
+ * while this thread waited (the Python code will try, and raise its own
+ * error); -1: a signal handler raised while waiting.
+ *
+ * Before letting go of the GIL, the thread pins the mapping (a buffer export
+ * of the segment's mmap, kept in *pin until the operation ends): another
+ * thread may close the heap meanwhile, and the mapping, the mutex in it and
+ * the words this operation reads must outlive the wait (mmap.close() refuses
+ * while an export lives: Segment.close leaves the unmapping to the last one).
  *
  * Why this cannot deadlock with the GIL: a thread waits for the mutex only
  * without the GIL (a free mutex is taken by trylock, with the GIL; a busy one
@@ -525,9 +533,12 @@ static int crash_armed;
  * between taking and giving it back), so no finalizer can try to take it
  * again in this thread. */
 static int
-take_mutex(pthread_mutex_t *mutex)
+take_mutex(SharedHeapObject *self, pthread_mutex_t *mutex, Py_buffer *pin)
 {
     int status = pthread_mutex_trylock(mutex);
+    if (status == EBUSY && PyObject_GetBuffer(self->mapping, pin, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
     for (int yield = 0; status == EBUSY && yield < YIELDS; yield++) {
         Py_BEGIN_ALLOW_THREADS
         sched_yield();
@@ -553,6 +564,10 @@ take_mutex(pthread_mutex_t *mutex)
         /* Consistent at once, as lock.py does: the undo log, not the mutex, says
          * whether the heap needs repair, and the caller rolls it back. */
         status = pthread_mutex_consistent(mutex);
+    }
+    if (status == 0 && !self->open) { /* closed by another thread while this one waited */
+        pthread_mutex_unlock(mutex);
+        return 1;
     }
     return status == 0 ? 0 : 1;
 }
@@ -582,32 +597,39 @@ heap_operation(SharedHeapObject *self, int operation, PyObject *argument)
         open_words(&h, self->words.buf, self->words.len);
     }
     if (!overflow && !h.bad) {
-        int taken = take_mutex(self->mutex);
-        if (taken < 0) {
-            return NULL;
-        }
+        pthread_mutex_t *mutex = self->mutex;
+        Py_buffer pin = {.obj = NULL};
+        int taken = take_mutex(self, mutex, &pin);
+        int status = 0;
+        int64_t done = 0; /* the offset allocated, or the size freed */
         if (taken == 0) {
             h.start = 0;
             undo(&h); /* the last holder died mid-operation: roll it back */
-            int64_t result = operation == ALLOCATE ? do_allocate(&h, number, self->pid, self->born)
-                                                   : do_release(&h, number);
+            done = operation == ALLOCATE ? do_allocate(&h, number, self->pid, self->born)
+                                         : do_release(&h, number);
             if (h.bad) {
                 undo(&h);
             }
             else {
                 h.w[h.journal] = 0; /* commit */
             }
-            int status = pthread_mutex_unlock(self->mutex);
-            if (status != 0) {
-                errno = status;
-                return PyErr_SetFromErrno(PyExc_OSError);
+            status = pthread_mutex_unlock(mutex);
+        }
+        if (pin.obj != NULL) {
+            PyBuffer_Release(&pin);
+        }
+        if (taken < 0) {
+            return NULL;
+        }
+        if (status != 0) {
+            errno = status;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (taken == 0 && !h.bad) {
+            if (operation == ALLOCATE) {
+                return PyLong_FromLongLong(done);
             }
-            if (!h.bad) {
-                if (operation == ALLOCATE) {
-                    return PyLong_FromLongLong(result);
-                }
-                Py_RETURN_NONE;
-            }
+            Py_RETURN_NONE;
         }
     }
     PyObject *args = PyTuple_Pack(1, argument);
@@ -639,6 +661,7 @@ heap_close_words(SharedHeapObject *self)
         self->open = 0;
         self->mutex = NULL;
         PyBuffer_Release(&self->words);
+        Py_CLEAR(self->mapping);
     }
 }
 
@@ -671,6 +694,7 @@ heap_c_open(SharedHeapObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     heap_close_words(self);
+    self->mapping = Py_NewRef(PyMemoryView_Check(args[0]) ? PyMemoryView_GET_BASE(args[0]) : args[0]);
     self->words = words;
     self->mutex = (pthread_mutex_t *)((char *)words.buf + lock_at);
     self->pid = pid;

@@ -15,6 +15,7 @@ import pytest
 from shared_workers import churn, hold_the_lock, run_child, stress
 from slaballoc import SharedHeap
 from slaballoc._implementation import core
+from slaballoc.errors import AllocatorClosedError
 from slaballoc.shared.heap import PureSharedHeap
 
 # The heap classes whose alloc and free a test runs: the C core's (when built) and Python's.
@@ -225,4 +226,44 @@ def test_a_waiter_gets_the_mutex_when_its_holder_is_killed(waiter: type[SharedHe
         receiver.close()
         heap.check()
         heap.reclaim_dead()
+        assert heap.stats().used == 0
+
+
+@pytest.mark.parametrize("waiter", HEAP_CLASSES)
+def test_closing_while_a_thread_waits_for_the_mutex_cannot_unmap_it(
+    waiter: type[SharedHeap],
+) -> None:
+    """A thread waits for the mutex; another closes the heap object meanwhile.
+
+    The waiter pinned the mapping before it let go of the GIL, so the mutex
+    and the words stay mapped: when it gets the mutex it finds the heap
+    closed and raises AllocatorClosedError (without the pin: a segfault).
+    """
+    spawn = multiprocessing.get_context("spawn")
+    with SharedHeap.create(size=1 << 14, max_blocks=64) as heap:
+        mine = waiter.attach(heap.name)
+        receiver, sender = spawn.Pipe(duplex=False)
+        child = spawn.Process(target=hold_the_lock, args=(heap.name, sender))
+        child.start()
+        assert receiver.poll(30), "the child never took the mutex"
+        receiver.recv()
+        outcome: list[object] = []
+
+        def alloc() -> None:
+            try:
+                outcome.append(mine.alloc(100))
+            except AllocatorClosedError as error:
+                outcome.append(error)
+
+        thread = threading.Thread(target=alloc)
+        thread.start()
+        time.sleep(0.2)
+        assert thread.is_alive(), "the alloc did not wait for the holder"
+        mine._release_memory()  # what close() ends with, even when detaching failed
+        os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        child.join()
+        thread.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], AllocatorClosedError), outcome
+        receiver.close()
+        heap.check()
         assert heap.stats().used == 0

@@ -538,24 +538,33 @@ class SharedHeap:
 
     def _transact(self, operation: Callable[..., _T], *args: Any) -> _T:
         """Run ``operation`` under the lock as one transaction: all of it, or nothing."""
-        if self._closed:
-            raise AllocatorClosedError(
-                f"this SharedHeap ({self.name!r}) is closed: attach again to use the heap"
-            )
+        mapping = self._segment.map
+        if self._closed or mapping is None:
+            raise self._closed_error()
         lock, journal = self._lock, self._journal
-        lock.acquire()  # (True if the last holder died holding it: the log says what to undo)
-        try:
-            if journal.pending():  # the last holder died mid-operation
-                journal.rollback()
+        # The mapping is pinned until the transaction ends: another thread may close
+        # the heap while this one waits, and the mutex and the words must stay mapped.
+        with memoryview(mapping):
+            lock.acquire()  # (True if the last holder died holding it: the log says what to undo)
             try:
-                result = operation(*args)
-            except BaseException:
-                journal.rollback()
-                raise
-            journal.commit()
-        finally:
-            lock.release()
+                if self._closed:  # by another thread, while this one waited
+                    raise self._closed_error()
+                if journal.pending():  # the last holder died mid-operation
+                    journal.rollback()
+                try:
+                    result = operation(*args)
+                except BaseException:
+                    journal.rollback()
+                    raise
+                journal.commit()
+            finally:
+                lock.release()
         return result
+
+    def _closed_error(self) -> AllocatorClosedError:
+        return AllocatorClosedError(
+            f"this SharedHeap ({self.name!r}) is closed: attach again to use the heap"
+        )
 
     def _attach_me(self) -> None:
         attach_process(self._words, self._journal.put, self.layout, self._me)
