@@ -2,15 +2,15 @@
 
 The memory handling lives here: opening the segment, taking the lock,
 recovering from a crashed holder, running each operation as one journaled
-transaction, and turning handles into views and numpy arrays.
+transaction, and turning handles into views and numpy arrays.  Which offset
+each block gets is :mod:`.engine`'s business; where each word lives is
+:mod:`.layout`'s.
 
 This pure-Python class is the specification.  With the C core, the public
 ``SharedHeap`` is built from it and the C base ``_core.SharedHeap``
 (:func:`~slaballoc._accelerate.accelerated`): ``alloc`` and ``free`` are then
 one C call each, lock and transaction included, and everything else (and
-every error) is this class's code.  Which offset
-each block gets is :mod:`.engine`'s business; where each word lives is
-:mod:`.layout`'s.
+every error) is this class's code.
 """
 
 from __future__ import annotations
@@ -653,6 +653,9 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 PureSharedHeap = SharedHeap
 
 if core is not None:
+    # The C base serves alloc and free over the words it is handed (_c_open) until
+    # it gives them back (_c_close); these three steps of the pure class's life
+    # tell it, and everything else is the pure class's own code.
 
     def _c_init(self: Any, segment: Segment, layout: Layout, *, created: bool) -> None:
         PureSharedHeap.__init__(self, segment, layout, created=created)

@@ -58,7 +58,7 @@ except ImportError:  # pragma: no cover - a CPython built without libffi
 
 from ..errors import InvariantError, UnsupportedPlatformError
 
-__all__ = ["ROBUST_MUTEX", "WAIT_SLICE", "YIELDS", "HeapLock", "mutex_address"]
+__all__ = ["ROBUST_MUTEX", "WAIT_SLICE", "YIELDS", "HeapLock"]
 
 #: The lock kind of every segment this slaballoc makes: the header's ``H_LOCK_KIND``.
 ROBUST_MUTEX = 1
@@ -108,16 +108,6 @@ def _pthread() -> Any:
     return library
 
 
-def mutex_address(words: memoryview, at: int) -> int:
-    """The address of byte ``at`` of the buffer under ``words``.
-
-    The ``ctypes`` object that exports the buffer to find it is dropped at
-    once (an export would stop the mapping from ever closing); the address
-    stays valid for as long as ``words`` itself is not released.
-    """
-    return ctypes.addressof(ctypes.c_char.from_buffer(words, at))
-
-
 class HeapLock:
     """The robust process-shared mutex at byte ``at`` of the buffer under ``words``.
 
@@ -136,12 +126,10 @@ class HeapLock:
 
     def __init__(self, words: memoryview, at: int) -> None:
         _pthread()  # refuse a system without robust mutexes before anything else
-        self._address = mutex_address(words, at)
-
-    @property
-    def address(self) -> int:
-        """Where the mutex is in this process's memory (what the C core locks)."""
-        return self._address
+        # The ctypes object that exports the buffer to find the address is dropped
+        # at once (an export would keep the mapping from ever closing); the address
+        # stays valid for as long as ``words`` is not released.
+        self._address: int = ctypes.addressof(ctypes.c_char.from_buffer(words, at))
 
     def initialise(self) -> None:
         """Make the mutex: process-shared and robust.  Only the creator, before attaching."""
