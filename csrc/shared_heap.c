@@ -564,6 +564,10 @@ take_mutex(SharedHeapObject *self, pthread_mutex_t *mutex, Py_buffer *pin)
         /* Consistent at once, as lock.py does: the undo log, not the mutex, says
          * whether the heap needs repair, and the caller rolls it back. */
         status = pthread_mutex_consistent(mutex);
+        if (status != 0) { /* (cannot happen for a robust mutex held after EOWNERDEAD) */
+            pthread_mutex_unlock(mutex);
+            return 1;
+        }
     }
     if (status == 0 && !self->open) { /* closed by another thread while this one waited */
         pthread_mutex_unlock(mutex);

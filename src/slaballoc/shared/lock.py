@@ -172,9 +172,12 @@ class HeapLock:
             status = pthread.pthread_mutex_timedlock(address, until)
         if status == errno.EOWNERDEAD:
             # Consistent at once: the journal, not the mutex, says whether to repair.
-            _check(pthread.pthread_mutex_consistent(address), "pthread_mutex_consistent")
+            status = pthread.pthread_mutex_consistent(address)
+            if status:  # (cannot happen for a robust mutex held after EOWNERDEAD)
+                pthread.pthread_mutex_unlock(address)
+                _check(status, "pthread_mutex_consistent")
             return True
-        if status == errno.ENOTRECOVERABLE:
+        if status == errno.ENOTRECOVERABLE:  # (glibc tells the first caller only)
             raise InvariantError(
                 "the heap's lock cannot be recovered (a process gave it back after its holder "
                 "died, without marking it consistent: not slaballoc): remove the heap "
