@@ -15,8 +15,9 @@
  *
  * Only the common case is handled here.  For anything else (a size or handle
  * that is not valid, no room, a full block table, a damaged segment) the C
- * code undoes its own stores and returns None, and the Python engine then does
- * the operation itself and raises its own error: error text lives in Python.
+ * code undoes its own stores and hands the call to the pure-Python method
+ * (the bare functions return None instead), which does the operation itself
+ * and raises its own error: error text lives in Python.
  *
  * The words are read and written through a volatile pointer, so the compiler
  * keeps the stores in program order: the log entry, then the count, then the
