@@ -23,8 +23,8 @@ SANITIZED := LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-
              PYTHONMALLOC=malloc
 ASAN_TESTS := tests/test_allocators.py tests/test_policies.py tests/test_stateful.py tests/test_misuse.py \
               tests/test_threads.py tests/test_differential.py tests/test_differential_best_fit.py \
-              tests/test_shared_core.py tests/test_differential_slab_cache.py tests/test_slab_cache.py \
-              tests/test_slab_cache_threads.py
+              tests/test_shared_core.py tests/test_shared_heap.py tests/test_differential_slab_cache.py \
+              tests/test_slab_cache.py tests/test_slab_cache_threads.py
 
 .PHONY: demo test lint typecheck browser unit unit-c unit-python sanitize core check-core \
         wheel bench slabbench replay images clean

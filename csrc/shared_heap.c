@@ -7,15 +7,17 @@
  * the log included, after each operation).  Word indices are those of
  * slaballoc/shared/layout.py.
  *
- * shared_locked_allocate and shared_locked_release also do what heap.py's
- * _transact does around an operation (take the OFD lock, roll back what a dead
- * holder left, commit, unlock), saving the Python calls of a transaction; the
- * caller holds the heap's thread lock, as _transact does.
+ * The SharedHeap type's alloc and free also do what heap.py's _transact does
+ * around an operation (take the robust mutex in the segment's header, roll
+ * back what a dead holder left, commit, unlock): one C call per operation,
+ * no Python frame.  shared_allocate and shared_release are the bare
+ * operations, for the differential test.
  *
  * Only the common case is handled here.  For anything else (a size or handle
  * that is not valid, no room, a full block table, a damaged segment) the C
- * code undoes its own stores and returns None, and the Python engine then does
- * the operation itself and raises its own error: error text lives in Python.
+ * code undoes its own stores and hands the call to the pure-Python method
+ * (the bare functions return None instead), which does the operation itself
+ * and raises its own error: error text lives in Python.
  *
  * The words are read and written through a volatile pointer, so the compiler
  * keeps the stores in program order: the log entry, then the count, then the
@@ -25,10 +27,11 @@
 #include "core.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <string.h>
+#include <time.h>
 
 /* The header (layout.py: H_*). */
 enum {
@@ -44,8 +47,16 @@ enum {
     H_FREE_BLOCKS = 34,
     H_ROOT = 35,
     H_SPARE = 36,
+    H_LOCK_FIRST = 48, /* LOCK_AT / 8: the mutex takes the header's last 16 words */
     H_WORDS = 64,
 };
+
+/* lock.py's WAIT_SLICE, in nanoseconds.  (heap.py checks the segment's lock
+ * kind, H_LOCK_KIND, before it hands the words to _c_open.) */
+#define WAIT_SLICE_NS 50000000L
+
+_Static_assert(sizeof(pthread_mutex_t) <= (H_WORDS - H_LOCK_FIRST) * 8,
+               "layout.py's LOCK_BYTES must hold a pthread_mutex_t");
 
 /* A block record (layout.py: N_*). */
 enum {
@@ -319,19 +330,17 @@ absorb_next(Heap *h, int64_t node)
     put(h, H_SPARE, gone);
 }
 
-/* Borrow the words; read the geometry from their header. */
-static int
-open_heap(Heap *h, Py_buffer *view, PyObject *words)
+/* Read the geometry of the `bytes` bytes of words at `buffer` from their
+ * header; h->bad if it is not one a transaction can trust. */
+static void
+open_words(Heap *h, void *buffer, Py_ssize_t bytes)
 {
-    if (PyObject_GetBuffer(words, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
-        return -1;
-    }
-    h->w = (volatile int64_t *)view->buf;
-    h->words = view->len / 8;
+    h->w = (volatile int64_t *)buffer;
+    h->words = bytes / 8;
     h->journal_ok = 0;
     h->bad = h->words < H_WORDS;
     if (h->bad) {
-        return 0;
+        return;
     }
     int64_t alignment = h->w[H_ALIGNMENT], slots = h->w[H_HASH_SLOTS];
     h->journal = h->w[H_JOURNAL_AT];
@@ -353,6 +362,16 @@ open_heap(Heap *h, Py_buffer *view, PyObject *words)
     h->start = h->journal_ok ? h->w[h->journal] : 0;
     h->bad = !h->journal_ok || alignment <= 0 || (alignment & h->mask) || slots < 2 ||
              (slots & h->hash_mask) || h->hash_at <= 0 || h->hash_at + slots > h->words;
+}
+
+/* Borrow the words of a buffer object; read the geometry from their header. */
+static int
+open_heap(Heap *h, Py_buffer *view, PyObject *words)
+{
+    if (PyObject_GetBuffer(words, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+        return -1;
+    }
+    open_words(h, view->buf, view->len);
     return 0;
 }
 
@@ -456,84 +475,298 @@ do_release(Heap *h, long long offset)
     return size;
 }
 
-/* lock.py's HeapLock, the process half: an OFD write lock on the whole file, or
- * its release.  Waiting happens without the GIL; a signal gets its handler run. */
+/* -- the heap object: SharedHeap's alloc and free, each one C call -------------- */
+
+/* The C base of slaballoc.SharedHeap (heap.py builds the public class from it
+ * and the pure-Python class with _accelerate.accelerated).  It holds what the
+ * hot path needs: the segment's words (a buffer of heap._words, taken by
+ * _c_open and given back by _c_close before heap.py releases them), where
+ * the mutex is, and this process's name (pid, start time).  Everything else
+ * lives in the instance's __dict__, written and read by the Python methods. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *dict;
+    PyObject *weakreflist;
+    Py_buffer words;
+    int open; /* words is held: the fast path may run */
+    PyObject *mapping; /* what the words are a view of (the segment's mmap): pinned by waiters */
+    pthread_mutex_t *mutex;
+    long long pid, born;
+} SharedHeapObject;
+
+/* Whether journal.crash_at() counts this process's stores down: then every
+ * operation runs in Python, which alone counts them. */
+static int crash_armed;
+
+/* lock.py's YIELDS: how many times a busy mutex is tried again, each after
+ * giving the CPU away (sched_yield), before the thread sleeps on it.  A holder
+ * keeps it for a few hundred nanoseconds.  Sleeping at once costs both sides
+ * a system call each time (the futex wait, and the wake at every unlock while
+ * anyone sleeps) and a context switch: four processes on two CPUs got 0.46x
+ * the pairs per second of one.  Spinning on trylock was worse (0.31x): it
+ * pulls the mutex's cache line away from the holder, and burns the CPU a
+ * preempted holder needs.  Yielding gives that CPU to it: 1.0x, steadily with
+ * 200 yields (20 gave 0.75x in some runs: a preempted holder can take longer
+ * to come back).  With nothing else to run, 200 yields take some 100 us: a
+ * waiter behind a long holder (check() in Python) then sleeps. */
+#define YIELDS 200
+
+/* Take the heap's robust mutex.  0: held (a dead holder's log is left to the
+ * caller to roll back); 1: it cannot be taken here, or the heap was closed
+ * while this thread waited (the Python code will try, and raise its own
+ * error); -1: a signal handler raised while waiting.
+ *
+ * Before letting go of the GIL, the thread pins the mapping (a buffer export
+ * of the segment's mmap, kept in *pin until the operation ends): another
+ * thread may close the heap meanwhile, and the mapping, the mutex in it and
+ * the words this operation reads must outlive the wait (mmap.close() refuses
+ * while an export lives: Segment.close leaves the unmapping to the last one).
+ *
+ * Why this cannot deadlock with the GIL: a thread waits for the mutex only
+ * without the GIL (a free mutex is taken by trylock, with the GIL; a busy one
+ * is yielded for and waited for between Py_BEGIN/END_ALLOW_THREADS, and
+ * lock.py's ctypes calls let go of the GIL too).  The one wait made while holding the mutex is for
+ * the GIL, in Py_END_ALLOW_THREADS; the GIL's holder is then never waiting
+ * for the mutex, so it runs on and lets the GIL go (at the latest at its next
+ * switch interval, or when it blocks).  No cycle can form.  A mutex holder in
+ * another process waits only for its own process's GIL, by the same argument.
+ * While the mutex is held here, no Python code runs (no call back into Python
+ * between taking and giving it back), so no finalizer can try to take it
+ * again in this thread. */
 static int
-ofd_lock(int fd, short type)
+take_mutex(SharedHeapObject *self, pthread_mutex_t *mutex, Py_buffer *pin)
 {
-    struct flock request;
-    memset(&request, 0, sizeof request);
-    request.l_type = type;
-    request.l_whence = SEEK_SET;
-    for (;;) {
-        int rc, error;
+    int status = pthread_mutex_trylock(mutex);
+    if (status == EBUSY && PyObject_GetBuffer(self->mapping, pin, PyBUF_SIMPLE) < 0) {
+        return -1;
+    }
+    for (int yield = 0; status == EBUSY && yield < YIELDS; yield++) {
         Py_BEGIN_ALLOW_THREADS
-        rc = fcntl(fd, type == F_UNLCK ? F_OFD_SETLK : F_OFD_SETLKW, &request);
-        error = errno;
+        sched_yield();
         Py_END_ALLOW_THREADS
-        if (rc == 0) {
-            return 0;
+        status = pthread_mutex_trylock(mutex);
+    }
+    while (status == EBUSY || status == ETIMEDOUT) {
+        Py_BEGIN_ALLOW_THREADS
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += WAIT_SLICE_NS; /* lock.py's WAIT_SLICE: then signals are checked */
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec += 1;
+            until.tv_nsec -= 1000000000L;
         }
-        if (error != EINTR) {
-            errno = error;
-            PyErr_SetFromErrno(PyExc_OSError);
-            return -1;
-        }
-        if (PyErr_CheckSignals() < 0) {
+        status = pthread_mutex_timedlock(mutex, &until);
+        Py_END_ALLOW_THREADS
+        if (status == ETIMEDOUT && PyErr_CheckSignals() < 0) {
             return -1;
         }
     }
+    if (status == EOWNERDEAD) {
+        /* Consistent at once, as lock.py does: the undo log, not the mutex, says
+         * whether the heap needs repair, and the caller rolls it back. */
+        status = pthread_mutex_consistent(mutex);
+        if (status != 0) { /* (cannot happen for a robust mutex held after EOWNERDEAD) */
+            pthread_mutex_unlock(mutex);
+            return 1;
+        }
+    }
+    if (status == 0 && !self->open) { /* closed by another thread while this one waited */
+        pthread_mutex_unlock(mutex);
+        return 1;
+    }
+    return status == 0 ? 0 : 1;
 }
 
 enum { ALLOCATE, RELEASE };
 
-/* One operation as heap.py's _transact runs it: lock, recover, operate, commit, unlock.
- * The caller holds the heap's thread lock.  None when the operation is declined. */
+/* One operation as heap.py's _transact runs it: lock, roll back what a dead
+ * holder left, operate, commit, unlock.  Anything but the common case (closed
+ * heap, crash hook armed, an argument that is not a plain int, a size or
+ * handle the C code declines, a lock it cannot take) is the specification's:
+ * the pure method of the same name runs and does the operation or raises its
+ * own error.  Nothing has changed when it does (the C code undid its stores). */
 static PyObject *
-locked_operation(int operation, PyObject *const *args)
+heap_operation(SharedHeapObject *self, int operation, PyObject *argument)
 {
-    long descriptor = PyLong_AsLong(args[1]);
-    int fd = descriptor < 0 || descriptor > INT_MAX ? -1 : (int)descriptor;
+    const char *method = operation == ALLOCATE ? "alloc" : "free";
     int overflow = 0;
-    long long number = PyLong_AsLongLongAndOverflow(args[2], &overflow);
-    long long pid = operation == ALLOCATE ? PyLong_AsLongLong(args[3]) : 0;
-    long long born = operation == ALLOCATE ? PyLong_AsLongLong(args[4]) : 0;
+    long long number = 0;
+    if (self->open && !crash_armed && PyLong_CheckExact(argument)) {
+        number = PyLong_AsLongLongAndOverflow(argument, &overflow);
+    }
+    else {
+        overflow = 1;
+    }
+    Heap h;
+    if (!overflow) {
+        open_words(&h, self->words.buf, self->words.len);
+    }
+    if (!overflow && !h.bad) {
+        pthread_mutex_t *mutex = self->mutex;
+        Py_buffer pin = {.obj = NULL};
+        int taken = take_mutex(self, mutex, &pin);
+        int status = 0;
+        int64_t done = 0; /* the offset allocated, or the size freed */
+        if (taken == 0) {
+            h.start = 0;
+            undo(&h); /* the last holder died mid-operation: roll it back */
+            done = operation == ALLOCATE ? do_allocate(&h, number, self->pid, self->born)
+                                         : do_release(&h, number);
+            if (h.bad) {
+                undo(&h);
+            }
+            else {
+                h.w[h.journal] = 0; /* commit */
+            }
+            status = pthread_mutex_unlock(mutex);
+        }
+        if (pin.obj != NULL) {
+            PyBuffer_Release(&pin);
+        }
+        if (taken < 0) {
+            return NULL;
+        }
+        if (status != 0) {
+            errno = status;
+            return PyErr_SetFromErrno(PyExc_OSError);
+        }
+        if (taken == 0 && !h.bad) {
+            if (operation == ALLOCATE) {
+                return PyLong_FromLongLong(done);
+            }
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *args = PyTuple_Pack(1, argument);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *result = slab_spec_call((PyObject *)self, method, args);
+    Py_DECREF(args);
+    return result;
+}
+
+static PyObject *
+heap_alloc(SharedHeapObject *self, PyObject *size)
+{
+    return heap_operation(self, ALLOCATE, size);
+}
+
+static PyObject *
+heap_free(SharedHeapObject *self, PyObject *handle)
+{
+    return heap_operation(self, RELEASE, handle);
+}
+
+/* Give the words back: the fast path stops (the Python methods then refuse). */
+static void
+heap_close_words(SharedHeapObject *self)
+{
+    if (self->open) {
+        self->open = 0;
+        self->mutex = NULL;
+        PyBuffer_Release(&self->words);
+        Py_CLEAR(self->mapping);
+    }
+}
+
+/* _c_open(words, lock_at, pid, born): serve alloc and free in C over `words`
+ * (the segment's metadata words) for process (pid, born), the mutex at byte
+ * `lock_at`.  Called again after a fork, with the child's name. */
+static PyObject *
+heap_c_open(SharedHeapObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "_c_open(words, lock_at, pid, born)");
+        return NULL;
+    }
+    Py_ssize_t lock_at = PyLong_AsSsize_t(args[1]);
+    long long pid = PyLong_AsLongLong(args[2]);
+    long long born = PyLong_AsLongLong(args[3]);
     if (PyErr_Occurred()) {
         return NULL;
     }
-    Heap h;
-    Py_buffer view;
-    if (open_heap(&h, &view, args[0]) < 0) {
+    Py_buffer words;
+    if (PyObject_GetBuffer(args[0], &words, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
         return NULL;
     }
-    if (h.bad || overflow) {
-        PyBuffer_Release(&view);
-        Py_RETURN_NONE;
-    }
-    if (ofd_lock(fd, F_WRLCK) < 0) {
-        PyBuffer_Release(&view);
+    /* The mutex must lie in the header, aligned, past every word the heap uses. */
+    if (words.len < H_WORDS * 8 || lock_at < H_LOCK_FIRST * 8 ||
+        lock_at % (Py_ssize_t)_Alignof(pthread_mutex_t) != 0 ||
+        lock_at > H_WORDS * 8 - (Py_ssize_t)sizeof(pthread_mutex_t)) {
+        PyBuffer_Release(&words);
+        PyErr_SetString(PyExc_ValueError, "_c_open: the mutex must lie in the header's last words");
         return NULL;
     }
-    h.start = 0;
-    undo(&h); /* the last holder died mid-operation: roll it back, as _transact does */
-    int64_t result =
-        operation == ALLOCATE ? do_allocate(&h, number, pid, born) : do_release(&h, number);
-    if (h.bad) {
-        undo(&h);
-    }
-    else {
-        h.w[h.journal] = 0; /* commit */
-    }
-    int unlocked = ofd_lock(fd, F_UNLCK);
-    PyBuffer_Release(&view);
-    if (unlocked < 0) {
-        return NULL;
-    }
-    if (h.bad) {
-        Py_RETURN_NONE;
-    }
-    return PyLong_FromLongLong(result);
+    heap_close_words(self);
+    self->mapping = Py_NewRef(PyMemoryView_Check(args[0]) ? PyMemoryView_GET_BASE(args[0]) : args[0]);
+    self->words = words;
+    self->mutex = (pthread_mutex_t *)((char *)words.buf + lock_at);
+    self->pid = pid;
+    self->born = born;
+    self->open = 1;
+    Py_RETURN_NONE;
 }
+
+static PyObject *
+heap_c_close(SharedHeapObject *self, PyObject *unused)
+{
+    heap_close_words(self);
+    Py_RETURN_NONE;
+}
+
+static int
+heap_traverse(SharedHeapObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int
+heap_clear(SharedHeapObject *self)
+{
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void
+heap_dealloc(SharedHeapObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    heap_close_words(self);
+    Py_CLEAR(self->dict);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef heap_methods[] = {
+    {"alloc", (PyCFunction)heap_alloc, METH_O,
+     "alloc(size) -> handle: see the pure-Python SharedHeap.alloc (one C call)."},
+    {"free", (PyCFunction)heap_free, METH_O,
+     "free(handle): see the pure-Python SharedHeap.free (one C call)."},
+    {"_c_open", (PyCFunction)(void (*)(void))heap_c_open, METH_FASTCALL,
+     "_c_open(words, lock_at, pid, born): serve alloc and free in C over these words."},
+    {"_c_close", (PyCFunction)heap_c_close, METH_NOARGS,
+     "_c_close(): give the words back (before they are released)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SharedHeapType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "slaballoc._core.SharedHeap",
+    .tp_basicsize = sizeof(SharedHeapObject),
+    .tp_dealloc = (destructor)heap_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_traverse = (traverseproc)heap_traverse,
+    .tp_clear = (inquiry)heap_clear,
+    .tp_free = PyObject_GC_Del,
+    .tp_doc = "C base of slaballoc.SharedHeap: alloc and free, lock and transaction in one call.",
+    .tp_methods = heap_methods,
+    .tp_dictoffset = offsetof(SharedHeapObject, dict),
+    .tp_weaklistoffset = offsetof(SharedHeapObject, weakreflist),
+    .tp_new = PyType_GenericNew,
+};
 
 /* Only exact ints go the fast way: anything else is Python's to convert or refuse. */
 static int
@@ -545,24 +778,6 @@ exact_ints(PyObject *const *args, Py_ssize_t first, Py_ssize_t nargs)
         }
     }
     return 1;
-}
-
-static PyObject *
-shared_locked_allocate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 5 || !exact_ints(args, 1, nargs)) {
-        Py_RETURN_NONE;
-    }
-    return locked_operation(ALLOCATE, args);
-}
-
-static PyObject *
-shared_locked_release(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 3 || !exact_ints(args, 1, nargs)) {
-        Py_RETURN_NONE;
-    }
-    return locked_operation(RELEASE, args);
 }
 
 /* The bare operations, without lock or commit (the differential test's view). */
@@ -607,21 +822,34 @@ shared_release(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return bare_operation(RELEASE, args);
 }
 
+/* journal.crash_at() tells the C core whether it counts stores. */
+static PyObject *
+shared_crash_armed(PyObject *module, PyObject *armed)
+{
+    int flag = PyObject_IsTrue(armed);
+    if (flag < 0) {
+        return NULL;
+    }
+    crash_armed = flag;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef shared_heap_functions[] = {
     {"shared_allocate", (PyCFunction)(void (*)(void))shared_allocate, METH_FASTCALL,
      "shared_allocate(words, size, pid, born) -> offset or None: FlatBestFit.allocate in C."},
     {"shared_release", (PyCFunction)(void (*)(void))shared_release, METH_FASTCALL,
      "shared_release(words, offset) -> size or None: FlatBestFit.release in C."},
-    {"shared_locked_allocate", (PyCFunction)(void (*)(void))shared_locked_allocate, METH_FASTCALL,
-     "shared_locked_allocate(words, fd, size, pid, born) -> offset or None: a whole\n"
-     "transaction (OFD lock, recovery, allocate, commit, unlock); hold the thread lock."},
-    {"shared_locked_release", (PyCFunction)(void (*)(void))shared_locked_release, METH_FASTCALL,
-     "shared_locked_release(words, fd, offset) -> size or None: the same for release."},
+    {"shared_crash_armed", (PyCFunction)shared_crash_armed, METH_O,
+     "shared_crash_armed(flag): while true, SharedHeap's alloc and free run in Python."},
     {NULL, NULL, 0, NULL},
 };
 
 int
 _slaballoc_add_shared_heap(PyObject *module)
 {
+    if (PyType_Ready(&SharedHeapType) < 0 ||
+        PyModule_AddObjectRef(module, "SharedHeap", (PyObject *)&SharedHeapType) < 0) {
+        return -1;
+    }
     return PyModule_AddFunctions(module, shared_heap_functions);
 }

@@ -12,7 +12,6 @@ from multiprocessing.connection import Connection
 import slaballoc.shared.heap as shared_heap_module
 from slaballoc import OutOfMemoryError, SharedHeap
 from slaballoc.shared import journal
-from slaballoc.shared.engine import FlatBestFit
 
 
 def stress(name: str, claims_path: str, worker: int, seconds: float, seed: int) -> dict[str, int]:
@@ -81,10 +80,9 @@ def churn(name: str, ready: Connection, seed: int, python_engine: bool = False) 
     one far more often, and the other (C) process must repair what it left.
     """
     rng = random.Random(seed)
-    heap = SharedHeap.attach(name)
-    if python_engine:  # the specification's transactions, over the same segment
-        shared_heap_module._locked_allocate = shared_heap_module._locked_release = None
-        heap._engine = FlatBestFit(heap._words, heap._journal.put, heap.layout)
+    # The specification's class runs every transaction in Python, over the same
+    # segment and the same mutex as the C core's in other processes.
+    heap = (shared_heap_module.PureSharedHeap if python_engine else SharedHeap).attach(name)
     live: list[int] = []
     ready.send(True)
     while True:
@@ -138,3 +136,11 @@ def run_child(work: Callable[[], None], crash_at: int) -> int | None:
         return os.WTERMSIG(status)
     assert os.waitstatus_to_exitcode(status) == 0, "the child failed"
     return None
+
+
+def hold_the_lock(name: str, ready: Connection) -> None:
+    """Attach, take the heap's mutex, say so, and wait (to be killed holding it)."""
+    heap = SharedHeap.attach(name)
+    heap._lock.acquire()
+    ready.send(True)
+    time.sleep(600)

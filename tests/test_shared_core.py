@@ -12,7 +12,7 @@ from slaballoc._implementation import core
 from slaballoc.errors import SlabError
 from slaballoc.shared.engine import FlatBestFit
 from slaballoc.shared.journal import Journal
-from slaballoc.shared.layout import Layout
+from slaballoc.shared.layout import HEADER_WORDS, LOCK_AT, Layout
 
 pytestmark = pytest.mark.skipif(
     core is None or not hasattr(core, "shared_allocate"), reason="the C core is not built"
@@ -134,14 +134,14 @@ def test_c_transaction_recovers_as_python_does(crash_at: int) -> None:
         heap.free(64)
         assert run_child(lambda: heap.free(heap.alloc(40)), crash_at) is not None
         assert heap._journal.pending() > 0  # the child died inside an operation
-        crashed = bytearray(heap._words.tobytes())
-        handle = core.shared_locked_allocate(  # type: ignore[union-attr]
-            heap._words, heap._segment.fd, 100, 1, 2
-        )
+        crashed = heap._words.tobytes()
+        handle = heap.alloc(100)  # C: EOWNERDEAD, roll back, allocate, commit
         by_c = heap._words.tobytes()
-        heap._words[:] = memoryview(crashed).cast("q")
+        # Put every word back but the mutex's (free now): Python rolls back and allocates.
+        heap._words[: LOCK_AT // 8] = memoryview(crashed[:LOCK_AT]).cast("q")
+        heap._words[HEADER_WORDS:] = memoryview(crashed[HEADER_WORDS * 8 :]).cast("q")
         python = FlatBestFit(heap._words, heap._journal.put, heap.layout)
-        assert heap._transact(python.allocate, 100, 1, 2) == handle
+        assert heap._transact(python.allocate, 100, *heap._me) == handle
         assert heap._words.tobytes() == by_c
         heap.reclaim_dead()
         heap.check()

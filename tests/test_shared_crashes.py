@@ -6,13 +6,23 @@ import multiprocessing
 import os
 import random
 import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from shared_workers import churn, run_child, stress
+from shared_workers import churn, hold_the_lock, run_child, stress
 from slaballoc import SharedHeap
+from slaballoc._implementation import core
+from slaballoc.errors import AllocatorClosedError
+from slaballoc.shared.heap import PureSharedHeap
+
+# The heap classes whose alloc and free a test runs: the C core's (when built) and Python's.
+HEAP_CLASSES = [
+    pytest.param(SharedHeap, id="c", marks=pytest.mark.skipif(core is None, reason="no C core")),
+    pytest.param(PureSharedHeap, id="python"),
+]
 
 
 def test_four_processes_share_one_heap(
@@ -144,3 +154,114 @@ def test_a_kill_inside_the_rollback_itself_is_repaired(store: int) -> None:
         heap.check()
         heap.reclaim_dead()
         assert heap.blocks() == before
+
+
+@pytest.mark.parametrize("repairer", HEAP_CLASSES)
+@pytest.mark.parametrize("holder", HEAP_CLASSES)
+def test_a_holder_killed_inside_an_alloc_is_repaired_by_the_next_locker(
+    holder: type[SharedHeap], repairer: type[SharedHeap]
+) -> None:
+    """A process dies holding the mutex, its alloc half done; the next alloc repairs it.
+
+    The next locker gets EOWNERDEAD, marks the mutex consistent and rolls the
+    dead process's undo log back before its own alloc, in C or in Python, and
+    whichever implementation the dead process ran.
+    """
+    with SharedHeap.create(size=1 << 14, alignment=8, max_blocks=64) as heap:
+        kept = heap.alloc(64)
+        before = heap.blocks()
+
+        def die_inside_an_alloc() -> None:
+            holder.attach(heap.name).alloc(40)
+
+        # A forked child attaches twice (as itself, then by name): 26 stores; the
+        # alloc's stores follow.
+        assert run_child(die_inside_an_alloc, 26 + 15) == signal.SIGKILL
+        assert heap._journal.pending() > 0  # it died inside the alloc, holding the mutex
+        # (Attaching locks first: then the attach repairs, in Python.)
+        next_one = repairer.attach(heap.name) if repairer is PureSharedHeap else heap
+        handle = next_one.alloc(100)
+        assert heap._journal.pending() == 0
+        assert next_one._lock.acquire() is False  # marked consistent, not unrecoverable
+        next_one._lock.release()
+        next_one.free(handle)
+        if next_one is not heap:
+            next_one.close()
+        heap.check()
+        heap.reclaim_dead()
+        assert heap.blocks() == before
+        assert [block.offset for block in heap.blocks() if block.live] == [kept]
+
+
+@pytest.mark.parametrize("waiter", HEAP_CLASSES)
+def test_a_waiter_gets_the_mutex_when_its_holder_is_killed(waiter: type[SharedHeap]) -> None:
+    """A process blocked holding the mutex is SIGKILLed while a thread here waits for it.
+
+    The kernel hands the mutex over ("owner died"); the waiting alloc goes on,
+    and the heap checks clean.  Waiting lets go of the GIL: the main thread
+    runs meanwhile.
+    """
+    spawn = multiprocessing.get_context("spawn")
+    with SharedHeap.create(size=1 << 14, max_blocks=64) as heap:
+        mine = waiter.attach(heap.name) if waiter is PureSharedHeap else heap
+        receiver, sender = spawn.Pipe(duplex=False)
+        child = spawn.Process(target=hold_the_lock, args=(heap.name, sender))
+        child.start()
+        assert receiver.poll(30), "the child never took the mutex"
+        receiver.recv()
+        got: list[int] = []
+        thread = threading.Thread(target=lambda: got.append(mine.alloc(100)))
+        thread.start()
+        time.sleep(0.2)
+        assert not got and thread.is_alive(), "the alloc did not wait for the holder"
+        os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        child.join()
+        thread.join(10)
+        assert got, "the waiter never got the mutex of the killed holder"
+        mine.free(got[0])
+        if mine is not heap:
+            mine.close()
+        receiver.close()
+        heap.check()
+        heap.reclaim_dead()
+        assert heap.stats().used == 0
+
+
+@pytest.mark.parametrize("waiter", HEAP_CLASSES)
+def test_closing_while_a_thread_waits_for_the_mutex_cannot_unmap_it(
+    waiter: type[SharedHeap],
+) -> None:
+    """A thread waits for the mutex; another closes the heap object meanwhile.
+
+    The waiter pinned the mapping before it let go of the GIL, so the mutex
+    and the words stay mapped: when it gets the mutex it finds the heap
+    closed and raises AllocatorClosedError (without the pin: a segfault).
+    """
+    spawn = multiprocessing.get_context("spawn")
+    with SharedHeap.create(size=1 << 14, max_blocks=64) as heap:
+        mine = waiter.attach(heap.name)
+        receiver, sender = spawn.Pipe(duplex=False)
+        child = spawn.Process(target=hold_the_lock, args=(heap.name, sender))
+        child.start()
+        assert receiver.poll(30), "the child never took the mutex"
+        receiver.recv()
+        outcome: list[object] = []
+
+        def alloc() -> None:
+            try:
+                outcome.append(mine.alloc(100))
+            except AllocatorClosedError as error:
+                outcome.append(error)
+
+        thread = threading.Thread(target=alloc)
+        thread.start()
+        time.sleep(0.2)
+        assert thread.is_alive(), "the alloc did not wait for the holder"
+        mine._release_memory()  # what close() ends with, even when detaching failed
+        os.kill(child.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        child.join()
+        thread.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], AllocatorClosedError), outcome
+        receiver.close()
+        heap.check()
+        assert heap.stats().used == 0

@@ -31,7 +31,8 @@ from slaballoc.errors import (
     SlabError,
     UnsupportedPlatformError,
 )
-from slaballoc.shared.layout import H_VERSION
+from slaballoc.shared.heap import PureSharedHeap
+from slaballoc.shared.layout import H_LOCK_KIND, H_VERSION
 from slaballoc.shared.processes import ProcessName, is_alive
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -159,7 +160,7 @@ def test_a_reused_pid_is_not_mistaken_for_the_dead_owner(heap: SharedHeap) -> No
     assert [block.offset for block in heap.blocks() if block.live] == [mine]
 
 
-def test_forked_child_gets_its_own_lock_and_identity(heap: SharedHeap) -> None:
+def test_forked_child_allocates_as_itself(heap: SharedHeap) -> None:
     kept = heap.alloc(64)
     pid = os.fork()
     if pid == 0:  # the child: allocate, leave the creator's `with`, exit without freeing
@@ -268,17 +269,19 @@ def test_a_file_that_is_not_a_heap_is_refused() -> None:
         os.unlink(path)
 
 
-def test_a_layout_version_mismatch_is_refused(heap: SharedHeap) -> None:
+@pytest.mark.parametrize("word", [H_VERSION, H_LOCK_KIND], ids=["version", "lock kind"])
+def test_a_layout_version_or_lock_kind_mismatch_is_refused(heap: SharedHeap, word: int) -> None:
+    """Every process must use the segment's own lock: an unknown kind is refused."""
     fd = os.open(f"/dev/shm/{heap.name}", os.O_RDWR)
     raw = mmap.mmap(fd, 4096)
     os.close(fd)
     words = memoryview(raw).cast("q")
-    words[H_VERSION] += 1
+    words[word] += 1
     try:
         with pytest.raises(LayoutVersionError, match="same slaballoc version"):
             SharedHeap.attach(heap.name)
     finally:
-        words[H_VERSION] -= 1
+        words[word] -= 1
         words.release()
         raw.close()
     SharedHeap.attach(heap.name).close()
@@ -328,30 +331,40 @@ def test_a_view_outlives_close_safely() -> None:
         heap.unlink()
 
 
-def test_threads_of_one_process_share_a_heap_object(heap: SharedHeap) -> None:
-    """The thread lock covers what the OFD lock cannot: threads sharing one descriptor."""
+@pytest.mark.parametrize("mixed", [False, True], ids=["one object", "C and Python objects"])
+def test_threads_of_one_process_share_a_heap(heap: SharedHeap, mixed: bool) -> None:
+    """The mutex belongs to threads: threads of one process exclude each other by it alone.
+
+    Mixed, two threads use the pure-Python class, which holds the mutex while
+    running Python code (so the GIL changes hands under it), and two the C
+    core's alloc and free, which then find it busy and wait without the GIL.
+    """
     errors: list[BaseException] = []
+    other = PureSharedHeap.attach(heap.name) if mixed else heap
 
     def churn(seed: int) -> None:
+        heap_of_thread = other if seed % 2 else heap
         rng = random.Random(seed)
         mine: list[int] = []
         try:
             for _ in range(1500):
                 if mine and rng.random() < 0.5:
                     handle = mine.pop(rng.randrange(len(mine)))
-                    assert heap.view(handle)[0] == seed
-                    heap.free(handle)
+                    assert heap_of_thread.view(handle)[0] == seed
+                    heap_of_thread.free(handle)
                 else:
                     with contextlib.suppress(OutOfMemoryError):
-                        handle = heap.alloc(rng.randint(1, 600))
-                        heap.view(handle)[0] = seed
+                        handle = heap_of_thread.alloc(rng.randint(1, 600))
+                        heap_of_thread.view(handle)[0] = seed
                         mine.append(handle)
             for handle in mine:
-                heap.free(handle)
+                heap_of_thread.free(handle)
         except BaseException as error:  # reported to the main thread
             errors.append(error)
 
     run_threads(churn, [(seed,) for seed in range(4)])
+    if mixed:
+        other.close()
     assert errors == []
     heap.check()
     assert heap.stats().used == 0

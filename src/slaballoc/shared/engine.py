@@ -27,9 +27,8 @@ import contextlib
 import operator
 import random
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from .._implementation import core
 from ..errors import (
     DoubleFreeError,
     InvalidHandleError,
@@ -38,7 +37,6 @@ from ..errors import (
     SizeTooLargeError,
 )
 from ..sizes import require_count
-from .journal import crash_armed
 from .layout import (
     FREE,
     H_FREE_BLOCKS,
@@ -63,7 +61,7 @@ from .layout import (
     Layout,
 )
 
-__all__ = ["CFlatBestFit", "FlatBestFit", "SharedBlock", "fastest_engine"]
+__all__ = ["FlatBestFit", "SharedBlock"]
 
 Put = Callable[[int, int], None]
 
@@ -573,46 +571,3 @@ class FlatBestFit:
             f"handle {offset} is not the start of a live block: it was freed already (and "
             "merged), never allocated, or points inside a block; pass the int alloc() returned"
         )
-
-
-class CFlatBestFit(FlatBestFit):
-    """:class:`FlatBestFit` with alloc and free done by the C core, store for store.
-
-    The C functions handle the common case and return None for anything else
-    (a bad size or handle, no room, a damaged segment), having changed nothing;
-    the Python method then runs and raises its own error.  While the crash
-    hook is armed (:func:`.journal.crash_at`) the Python code runs, since only
-    it counts stores; the C code makes the same stores in the same order
-    (tests/test_shared_core.py compares every word after every operation).
-    """
-
-    __slots__ = ()
-
-    def allocate(self, size: int, pid: int, born: int) -> int:
-        """As :meth:`FlatBestFit.allocate`, in C."""
-        if not crash_armed():
-            offset: int | None = _core_allocate(self._words, size, pid, born)
-            if offset is not None:
-                return offset
-        return super().allocate(size, pid, born)
-
-    def release(self, offset: int) -> int:
-        """As :meth:`FlatBestFit.release`, in C."""
-        if not crash_armed():
-            size: int | None = _core_release(self._words, offset)
-            if size is not None:
-                return size
-        return super().release(offset)
-
-
-def fastest_engine() -> type[FlatBestFit]:
-    """:class:`CFlatBestFit` when the C core is built (and not disabled), else the Python one.
-
-    ``SLABALLOC_PURE=1`` in the environment forces the Python code.
-    """
-    return FlatBestFit if _core_allocate is None else CFlatBestFit
-
-
-# The C functions (shared_heap.c), or None without the core.
-_core_allocate: Any = getattr(core, "shared_allocate", None)
-_core_release: Any = getattr(core, "shared_release", None)

@@ -5,6 +5,12 @@ recovering from a crashed holder, running each operation as one journaled
 transaction, and turning handles into views and numpy arrays.  Which offset
 each block gets is :mod:`.engine`'s business; where each word lives is
 :mod:`.layout`'s.
+
+This pure-Python class is the specification.  With the C core, the public
+``SharedHeap`` is built from it and the C base ``_core.SharedHeap``
+(:func:`~slaballoc._accelerate.accelerated`): ``alloc`` and ``free`` are then
+one C call each, lock and transaction included, and everything else (and
+every error) is this class's code.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 
+from .._accelerate import accelerated
 from .._implementation import core
 from ..errors import (
     AllocatorClosedError,
@@ -27,19 +34,21 @@ from ..errors import (
 )
 from ..sizes import require_count, require_power_of_two
 from ..stats import ArenaStats
-from .engine import FlatBestFit, SharedBlock, fastest_engine
-from .journal import Journal, crash_armed
+from .engine import FlatBestFit, SharedBlock
+from .journal import Journal
 from .layout import (
     H_CREATOR_PID,
+    H_LOCK_KIND,
     H_MAGIC,
     H_VERSION,
     HEADER_WORDS,
+    LOCK_AT,
     MAGIC,
     VERSION,
     WORD,
     Layout,
 )
-from .lock import HeapLock
+from .lock import ROBUST_MUTEX, HeapLock
 from .processes import (
     ProcessName,
     attach_process,
@@ -134,8 +143,8 @@ class SharedHeap:
         self._data = memory[layout.data_at : layout.data_at + layout.capacity]
         memory.release()
         self._journal = Journal(self._words, layout.journal_at, layout.journal_entries)
-        self._engine = fastest_engine()(self._words, self._journal.put, layout)
-        self._lock = HeapLock(segment.fd)
+        self._engine = FlatBestFit(self._words, self._journal.put, layout)
+        self._lock = HeapLock(self._words, LOCK_AT)
         self._me = _identity()
         _open_heaps.add(self)
 
@@ -172,6 +181,7 @@ class SharedHeap:
         segment = Segment.create(name, layout.file_size)
         try:
             heap = cls(segment, layout, created=True)
+            heap._lock.initialise()  # before the magic: no other process can see it yet
             with heap._lock:
                 heap._format()
         except BaseException:
@@ -217,6 +227,7 @@ class SharedHeap:
         for index, value in self.layout.header_words().items():
             words[index] = value
         words[H_CREATOR_PID] = self._me.pid
+        words[H_LOCK_KIND] = ROBUST_MUTEX
         FlatBestFit.format(words, store, self.layout)
         attach_process(words, store, self.layout, self._me)
         words[H_MAGIC] = MAGIC
@@ -235,13 +246,6 @@ class SharedHeap:
         (0, 64, 192)
         """
         me = self._me
-        if _locked_allocate is not None and not self._closed and not crash_armed():
-            with self._lock.threads:  # the C code takes the OFD lock and commits itself
-                handle: int | None = _locked_allocate(
-                    self._words, self._segment.fd, size, me.pid, me.born
-                )
-            if handle is not None:
-                return handle
         return self._transact(self._engine.allocate, size, me.pid, me.born)
 
     def free(self, handle: int) -> None:
@@ -259,11 +263,6 @@ class SharedHeap:
         ...
         slaballoc.errors.DoubleFreeError: the block at handle 0 is free already ...
         """
-        if _locked_release is not None and not self._closed and not crash_armed():
-            with self._lock.threads:
-                size = _locked_release(self._words, self._segment.fd, handle)
-            if size is not None:
-                return
         self._transact(self._engine.release, handle)
 
     def adopt(self, handle: int) -> None:
@@ -539,24 +538,33 @@ class SharedHeap:
 
     def _transact(self, operation: Callable[..., _T], *args: Any) -> _T:
         """Run ``operation`` under the lock as one transaction: all of it, or nothing."""
-        if self._closed:
-            raise AllocatorClosedError(
-                f"this SharedHeap ({self.name!r}) is closed: attach again to use the heap"
-            )
+        mapping = self._segment.map
+        if self._closed or mapping is None:
+            raise self._closed_error()
         lock, journal = self._lock, self._journal
-        lock.acquire()
-        try:
-            if journal.pending():  # the last holder died mid-operation
-                journal.rollback()
+        # The mapping is pinned until the transaction ends: another thread may close
+        # the heap while this one waits, and the mutex and the words must stay mapped.
+        with memoryview(mapping):
+            lock.acquire()  # (True if the last holder died holding it: the log says what to undo)
             try:
-                result = operation(*args)
-            except BaseException:
-                journal.rollback()
-                raise
-            journal.commit()
-        finally:
-            lock.release()
+                if self._closed:  # by another thread, while this one waited
+                    raise self._closed_error()
+                if journal.pending():  # the last holder died mid-operation
+                    journal.rollback()
+                try:
+                    result = operation(*args)
+                except BaseException:
+                    journal.rollback()
+                    raise
+                journal.commit()
+            finally:
+                lock.release()
         return result
+
+    def _closed_error(self) -> AllocatorClosedError:
+        return AllocatorClosedError(
+            f"this SharedHeap ({self.name!r}) is closed: attach again to use the heap"
+        )
 
     def _attach_me(self) -> None:
         attach_process(self._words, self._journal.put, self.layout, self._me)
@@ -572,13 +580,14 @@ class SharedHeap:
         self._segment.close()
 
     def _forked(self) -> None:
-        """In a forked child: a lock of its own, and attach as the new process it is.
+        """In a forked child: attach as the new process it is.
 
-        The child did not create the segment: leaving a ``with`` there only closes.
+        The mutex needs nothing: it is the same one, in the same shared memory,
+        and belongs to threads (one of the parent's that holds it at the fork
+        gives it back in the parent).  The child did not create the segment:
+        leaving a ``with`` there only closes.
         """
         self._created = False
-        self._segment.reopen()
-        self._lock = HeapLock(self._segment.fd)
         self._me = _identity()
         self._transact(self._attach_me)
 
@@ -603,6 +612,12 @@ def _read_layout(segment: Segment) -> Layout:
                 f"heap {name!r} has layout version {header[H_VERSION]}, this slaballoc "
                 f"reads version {VERSION}: use the same slaballoc version in every process"
             )
+        if header[H_LOCK_KIND] != ROBUST_MUTEX:
+            raise LayoutVersionError(
+                f"heap {name!r} uses lock kind {header[H_LOCK_KIND]}, this slaballoc knows only "
+                f"kind {ROBUST_MUTEX} (a robust mutex): use the same slaballoc version in every "
+                "process"
+            )
         layout = Layout.from_header(header)
     if layout.file_size != size:
         raise InvariantError(
@@ -622,11 +637,6 @@ def _numpy() -> Any:
     return numpy
 
 
-# The C core's whole transactions (shared_heap.c), or None: then _transact runs in Python.
-# Declined (None) for anything but the common case, which _transact then handles.
-_locked_allocate: Any = getattr(core, "shared_locked_allocate", None)
-_locked_release: Any = getattr(core, "shared_locked_release", None)
-
 # Every open heap, so that a forked child can take locks of its own (see _forked).
 _open_heaps: weakref.WeakSet[SharedHeap] = weakref.WeakSet()
 
@@ -637,3 +647,32 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+#: The pure-Python class: the specification, and what runs without the C core.
+PureSharedHeap = SharedHeap
+
+if core is not None:
+    # The C base serves alloc and free over the words it is handed (_c_open) until
+    # it gives them back (_c_close); these three steps of the pure class's life
+    # tell it, and everything else is the pure class's own code.
+
+    def _c_init(self: Any, segment: Segment, layout: Layout, *, created: bool) -> None:
+        PureSharedHeap.__init__(self, segment, layout, created=created)
+        self._c_open(self._words, LOCK_AT, self._me.pid, self._me.born)
+
+    def _c_release_memory(self: Any) -> None:
+        self._c_close()  # the C base's buffer of the words goes first, or they cannot
+        PureSharedHeap._release_memory(self)
+
+    def _c_forked(self: Any) -> None:
+        PureSharedHeap._forked(self)
+        self._c_open(self._words, LOCK_AT, self._me.pid, self._me.born)  # the child's name
+
+    SharedHeap = accelerated(  # type: ignore[misc]
+        core.SharedHeap,
+        PureSharedHeap,
+        __init__=_c_init,
+        _release_memory=_c_release_memory,
+        _forked=_c_forked,
+    )

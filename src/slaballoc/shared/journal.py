@@ -27,28 +27,27 @@ from __future__ import annotations
 import os
 import signal
 
+from .._implementation import core
 from ..errors import InvariantError
 
-__all__ = ["CRASH_ENV", "Journal", "crash_armed", "crash_at"]
+__all__ = ["CRASH_ENV", "Journal", "crash_at"]
 
 #: The environment variable that arms :func:`crash_at` when the module is imported.
 CRASH_ENV = "SLABALLOC_SHARED_CRASH_AT"
 
-_stores_left = int(os.environ.get(CRASH_ENV, "0") or 0)
+_stores_left = 0
 
 
 def crash_at(store: int) -> None:
     """Kill this process (SIGKILL) just before its ``store``-th journaled store; 0 disarms.
 
-    For tests of crash recovery only.
+    For tests of crash recovery only.  While armed, every operation runs in
+    Python (the C core's transactions step aside: only Python counts stores).
     """
     global _stores_left  # noqa: PLW0603 -- one countdown per process, by design
     _stores_left = store
-
-
-def crash_armed() -> bool:
-    """True while :func:`crash_at` counts this process's stores down."""
-    return _stores_left != 0
+    if core is not None:
+        core.shared_crash_armed(store != 0)
 
 
 def _count_store() -> None:
@@ -56,6 +55,9 @@ def _count_store() -> None:
     _stores_left -= 1
     if _stores_left == 0:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+crash_at(int(os.environ.get(CRASH_ENV, "0") or 0))
 
 
 class Journal:

@@ -11,7 +11,10 @@ magic word) serves as "none".
 region     words
 =========  ===================================================================
 header     :data:`HEADER_WORDS` words: the constants below, then the mutable
-           totals (every change to them goes through the journal)
+           totals (every change to them goes through the journal), then the
+           heap's lock (a pthread mutex, in :data:`LOCK_BYTES` bytes at byte
+           :data:`LOCK_AT`: never journaled, only ever changed by
+           ``pthread_mutex_*``)
 journal    1 count + 2 words (index, old value) per entry: the undo log
 processes  :data:`PROCESS_WORDS` per attached process: pid, start time, count
 nodes      :data:`NODE_WORDS` per block record (free, live, or spare)
@@ -29,7 +32,7 @@ __all__ = ["MAGIC", "VERSION", "Layout"]
 #: The first eight bytes of every slaballoc heap segment.
 MAGIC = int.from_bytes(b"SLABHEAP", "little")
 #: Bumped whenever the meaning of any word changes: a mismatch refuses to attach.
-VERSION = 1
+VERSION = 2  # 2: the lock is a robust mutex in the header (H_LOCK_KIND, LOCK_AT)
 
 WORD = 8
 PAGE = 4096
@@ -52,6 +55,7 @@ H_NODES_AT = 12
 H_HASH_AT = 13
 H_DATA_AT = 14  # BYTE offset of the data region
 H_CREATOR_PID = 15
+H_LOCK_KIND = 16  # which lock the segment uses (lock.py): every process must use that one
 
 # Which header word holds which field of a Layout: written by header_words(),
 # read back by from_header(), so the two cannot disagree.
@@ -77,6 +81,13 @@ H_LIVE = 33  # live blocks
 H_FREE_BLOCKS = 34
 H_ROOT = 35  # root node of the free-block tree, or 0
 H_SPARE = 36  # first unused node record, chained through N_NEXT, or 0
+
+# -- header: the lock ---------------------------------------------------------------------
+#: The byte offset of the heap's pthread mutex: the last 16 words of the header,
+#: room for a ``pthread_mutex_t`` on every Linux ABI (40 or 48 bytes on 64-bit
+#: glibc and musl, 24 or 32 on 32-bit); the C core asserts it fits.
+LOCK_AT = 48 * WORD
+LOCK_BYTES = (HEADER_WORDS - 48) * WORD
 
 # -- a node: one block, or a spare record -------------------------------------------------
 N_START = 0  # offset of the block in the data region

@@ -128,17 +128,6 @@ class Segment:
             os.close(fd)
             raise
 
-    def reopen(self) -> None:
-        """Take a descriptor of our own for the same file (after ``fork``).
-
-        A forked child shares its parent's open file description, and with it
-        the parent's locks; ``/proc/self/fd`` opens a new description of the
-        same file, even one that has been unlinked.
-        """
-        old = self.fd
-        self.fd = os.open(f"/proc/self/fd/{old}", os.O_RDWR)
-        os.close(old)
-
     def close(self) -> None:
         """Unmap (when no view is left) and close the descriptor.  Closing twice is harmless."""
         if self.map is not None:
