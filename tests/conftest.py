@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from itertools import pairwise
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,15 @@ def state(allocator: Allocator) -> tuple[object, ...]:
         bytes(allocator.memory),
         allocator.stats(),
     )
+
+
+def outcome(action: Callable[[], Any], describe: Callable[[Any], Any] = repr) -> tuple[Any, ...]:
+    """What an action did: its described result, or its error's type and message."""
+    try:
+        result = action()
+    except Exception as error:  # every error is compared, whatever it is
+        return ("raised", type(error), str(error))
+    return ("returned", describe(result))
 
 
 def assert_disjoint(spans: Iterable[tuple[int, int]]) -> None:

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import outcome
 from slaballoc import IMPLEMENTATION, BlockInUseError
 from slaballoc.policies.free_list import FreeList, PureFreeList
 from slaballoc.policies.linear_search import LinearSearch, PureLinearSearch
@@ -29,15 +30,6 @@ pytestmark = pytest.mark.skipif(IMPLEMENTATION != "c", reason="the C core is not
 
 SLABS = [(PureLinearSlab, LinearSlab), (PureFreeListSlab, FreeListSlab)]
 POLICIES = [(PureLinearSearch, LinearSearch), (PureFreeList, FreeList)]
-
-
-def outcome(action: Callable[[], Any], describe: Callable[[Any], Any] = repr) -> tuple[Any, ...]:
-    """What an action did: its described result, or its error's type and message."""
-    try:
-        result = action()
-    except Exception as error:  # every error is compared, whatever it is
-        return ("raised", type(error), str(error))
-    return ("returned", describe(result))
 
 
 def observe(allocator: Any) -> tuple[Any, ...]:

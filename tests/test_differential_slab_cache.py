@@ -26,6 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import outcome
 from slaballoc import IMPLEMENTATION, BlockInUseError, SlabCache
 from slaballoc.slab_cache.cache import PureSlabCache
 
@@ -38,15 +39,6 @@ sizes = st.one_of(
     st.sampled_from([16, 17, 64, 1536, 16384, 16385]),
     st.sampled_from(ODD_SIZES),
 )
-
-
-def outcome(action: Callable[[], Any], describe: Callable[[Any], Any] = repr) -> tuple[Any, ...]:
-    """What an action did: its described result, or its error's type and message."""
-    try:
-        result = action()
-    except Exception as error:  # every error is compared, whatever it is
-        return ("raised", type(error), str(error))
-    return ("returned", describe(result))
 
 
 def observe(cache: Any) -> tuple[Any, ...]:

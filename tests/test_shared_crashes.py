@@ -193,6 +193,18 @@ def test_a_holder_killed_inside_an_alloc_is_repaired_by_the_next_locker(
         assert [block.offset for block in heap.blocks() if block.live] == [kept]
 
 
+def holding_the_mutex(name: str) -> multiprocessing.process.BaseProcess:
+    """A spawned process that has attached to heap ``name`` and holds its mutex (until killed)."""
+    spawn = multiprocessing.get_context("spawn")
+    receiver, sender = spawn.Pipe(duplex=False)
+    child = spawn.Process(target=hold_the_lock, args=(name, sender))
+    child.start()
+    with receiver:
+        assert receiver.poll(30), "the child never took the mutex"
+        receiver.recv()
+    return child
+
+
 @pytest.mark.parametrize("waiter", HEAP_CLASSES)
 def test_a_waiter_gets_the_mutex_when_its_holder_is_killed(waiter: type[SharedHeap]) -> None:
     """A process blocked holding the mutex is SIGKILLed while a thread here waits for it.
@@ -201,14 +213,9 @@ def test_a_waiter_gets_the_mutex_when_its_holder_is_killed(waiter: type[SharedHe
     and the heap checks clean.  Waiting lets go of the GIL: the main thread
     runs meanwhile.
     """
-    spawn = multiprocessing.get_context("spawn")
     with SharedHeap.create(size=1 << 14, max_blocks=64) as heap:
         mine = waiter.attach(heap.name) if waiter is PureSharedHeap else heap
-        receiver, sender = spawn.Pipe(duplex=False)
-        child = spawn.Process(target=hold_the_lock, args=(heap.name, sender))
-        child.start()
-        assert receiver.poll(30), "the child never took the mutex"
-        receiver.recv()
+        child = holding_the_mutex(heap.name)
         got: list[int] = []
         thread = threading.Thread(target=lambda: got.append(mine.alloc(100)))
         thread.start()
@@ -221,7 +228,6 @@ def test_a_waiter_gets_the_mutex_when_its_holder_is_killed(waiter: type[SharedHe
         mine.free(got[0])
         if mine is not heap:
             mine.close()
-        receiver.close()
         heap.check()
         heap.reclaim_dead()
         assert heap.stats().used == 0
@@ -237,14 +243,9 @@ def test_closing_while_a_thread_waits_for_the_mutex_cannot_unmap_it(
     and the words stay mapped: when it gets the mutex it finds the heap
     closed and raises AllocatorClosedError (without the pin: a segfault).
     """
-    spawn = multiprocessing.get_context("spawn")
     with SharedHeap.create(size=1 << 14, max_blocks=64) as heap:
         mine = waiter.attach(heap.name)
-        receiver, sender = spawn.Pipe(duplex=False)
-        child = spawn.Process(target=hold_the_lock, args=(heap.name, sender))
-        child.start()
-        assert receiver.poll(30), "the child never took the mutex"
-        receiver.recv()
+        child = holding_the_mutex(heap.name)
         outcome: list[object] = []
 
         def alloc() -> None:
@@ -262,6 +263,5 @@ def test_closing_while_a_thread_waits_for_the_mutex_cannot_unmap_it(
         child.join()
         thread.join(10)
         assert len(outcome) == 1 and isinstance(outcome[0], AllocatorClosedError), outcome
-        receiver.close()
         heap.check()
         assert heap.stats().used == 0
