@@ -75,10 +75,11 @@ static Py_ssize_t live_home(const LiveTableObject *t, const void *view)
     return (Py_ssize_t)((h >> 32) & (uint64_t)t->mask);
 }
 
-/* The entry of `view`, or -1. */
+/* The entry of `view`, or -1 (for NULL too: a key that names no address, see
+ * live_key, must not match the first empty slot). */
 static Py_ssize_t live_find(const LiveTableObject *t, const void *view)
 {
-    if (t->entries == NULL) {
+    if (view == NULL || t->entries == NULL) {
         return -1;
     }
     for (Py_ssize_t i = live_home(t, view);; i = (i + 1) & t->mask) {

@@ -316,3 +316,25 @@ def test_the_c_class_is_in_use() -> None:
     # Guard against a build that silently fell back to Python.
     assert type(SlabCache()).__mro__[-2].__module__ == "slaballoc._core"
     assert SlabCache is not PureSlabCache
+
+
+@pytest.mark.parametrize("key", [0, "x", 2**70, -1, None])
+def test_the_live_table_answers_a_key_of_no_block_as_a_dict_does(key: Any) -> None:
+    # A key that names no address (not an int, 0, out of range) once matched the C live
+    # table's first empty slot: lookups crashed, `del` corrupted the count, `in` was True.
+    cache = SlabCache()
+    block = cache.alloc(10)
+    live, as_dict = cache._live, {id(block): (cache.offset_of(block), block)}
+    for table in (live, as_dict):
+        assert key not in table
+        assert table.get(key) is None and table.get(key, 1) == 1
+        assert table.pop(key, 1) == 1
+        for lookup in (table.__getitem__, table.pop, table.__delitem__):
+            with pytest.raises(KeyError):
+                lookup(key)
+    assert len(live) == len(cache) == 1
+    assert live[id(block)] == as_dict[id(block)]
+    cache.check()
+    cache.free(block)
+    assert len(live) == len(cache) == 0
+    cache.check()
