@@ -669,21 +669,31 @@ static PyObject *SlabCache_alloc(SlabCacheObject *self, PyObject *const *args, P
         if (live_reserve(self->live, 1) < 0) {
             return NULL;
         }
+        /* The plan's own reference: making the view may run Python code, which could
+         * drop top and put a new int at its address; the identity check needs it alive. */
+        Py_INCREF(top);
         PyObject *view = slab_view_new(self->memory, offset, size);
         if (view == NULL) {
+            Py_DECREF(top);
             return NULL;
         }
         /* Making the view may have run Python code: commit only if the plan still holds. */
-        if (self->mine_thread == current_thread() && loaded_magazine(self, index) == magazine &&
-            PyList_GET_SIZE(magazine) == count && PyList_GET_ITEM(magazine, count - 1) == top &&
-            size <= self->largest && self->debug == Py_None && memory_usable(self) &&
-            live_has_room(self->live, 1)) {
+        int holds = self->mine_thread == current_thread() &&
+                    loaded_magazine(self, index) == magazine && PyList_GET_SIZE(magazine) == count &&
+                    PyList_GET_ITEM(magazine, count - 1) == top && size <= self->largest &&
+                    self->debug == Py_None && memory_usable(self) && live_has_room(self->live, 1);
+        if (holds) {
             Py_SET_SIZE(magazine, count - 1); /* list.pop(): its reference to top passes on */
             live_insert(self->live, Py_NewRef(view), top);
-            ((uint64_t *)self->mine_allocs.buf)[index]++;
+            ((unsigned long long *)self->mine_allocs.buf)[index]++;
+        }
+        else {
+            Py_CLEAR(view);
+        }
+        Py_DECREF(top); /* the plan's; last, as it may run Python code (not on a commit) */
+        if (view != NULL) {
             return view;
         }
-        Py_DECREF(view);
     }
 }
 
@@ -748,7 +758,7 @@ static PyObject *SlabCache_free_one(SlabCacheObject *self, PyObject *view)
     }
     PyObject *dropped_view, *dropped_offset;
     live_remove(self->live, entry, &dropped_view, &dropped_offset);
-    ((uint64_t *)self->mine_frees.buf)[index]++;
+    ((unsigned long long *)self->mine_frees.buf)[index]++;
     Py_DECREF(dropped_offset); /* the magazine holds it now */
     Py_DECREF(dropped_view);   /* last: a weakref callback may run */
     Py_RETURN_NONE;
@@ -783,6 +793,11 @@ static PyObject *SlabCache_alloc_many(SlabCacheObject *self, PyObject *const *ar
     for (;;) {
         if (mine(self) < 0) {
             return NULL;
+        }
+        /* Python code may have run (mine(), or making the views of a plan that did not
+         * hold): the commit needs these, so check them again as alloc does. */
+        if (size > self->largest || self->debug != Py_None) {
+            return spec_vectorcall(self, "alloc_many", args, nargs, kwnames);
         }
         PyObject *magazine = loaded_magazine(self, index);
         Py_ssize_t have = magazine == NULL ? -1 : PyList_GET_SIZE(magazine);
@@ -830,7 +845,7 @@ static PyObject *SlabCache_alloc_many(SlabCacheObject *self, PyObject *const *ar
             for (Py_ssize_t i = 0; i < count; i++) {
                 live_insert(self->live, Py_NewRef(PyList_GET_ITEM(views, i)), tops[i]);
             }
-            ((uint64_t *)self->mine_allocs.buf)[index] += (uint64_t)count;
+            ((unsigned long long *)self->mine_allocs.buf)[index] += (unsigned long long)count;
         }
         for (Py_ssize_t i = 0; i < count; i++) {
             Py_DECREF(tops[i]); /* the plan's own references */
@@ -867,8 +882,8 @@ static PyObject *SlabCache_free_many(SlabCacheObject *self, PyObject *const *arg
     if (batch == NULL) {
         return NULL;
     }
-    Py_ssize_t classes = PyList_GET_SIZE(self->capacity_of);
-    Py_ssize_t *counts = PyMem_Calloc((size_t)classes + 1, sizeof(Py_ssize_t));
+    Py_ssize_t allocated = PyList_GET_SIZE(self->capacity_of);
+    Py_ssize_t *counts = PyMem_Calloc((size_t)allocated + 1, sizeof(Py_ssize_t));
     Py_ssize_t *indices = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(PyList_GET_SIZE(batch) + 1));
     PyObject *result = NULL;
     if (counts == NULL || indices == NULL) {
@@ -876,6 +891,13 @@ static PyObject *SlabCache_free_many(SlabCacheObject *self, PyObject *const *arg
         goto done;
     }
     for (;;) {
+        /* Python code may have run (mine_refresh): `_debug` and `_capacity_of` again.  A
+         * class past the list as it is now (or past `counts`) goes to the specification. */
+        if (self->debug != Py_None || !PyList_CheckExact(self->capacity_of)) {
+            result = spec_call1(self, "free_many", batch);
+            goto done;
+        }
+        Py_ssize_t classes = Py_MIN(allocated, PyList_GET_SIZE(self->capacity_of));
         /* Validate (no Python code runs): each view's class, and the count per class. */
         Py_ssize_t k = PyList_GET_SIZE(batch), marked = 0;
         int valid = memory_usable(self);
@@ -961,8 +983,10 @@ static PyObject *SlabCache_free_many(SlabCacheObject *self, PyObject *const *arg
             Py_DECREF(dropped_offset); /* the magazine holds it */
             Py_DECREF(dropped_view);   /* the batch still holds the view */
         }
-        for (Py_ssize_t index = 0; index < classes; index++) {
-            ((uint64_t *)self->mine_frees.buf)[index] += (uint64_t)counts[index];
+        /* Every class with a count has a loaded magazine (checked above), so is below
+         * mine_classes, the entries the counters hold: no count is lost. */
+        for (Py_ssize_t index = 0; index < Py_MIN(classes, self->mine_classes); index++) {
+            ((unsigned long long *)self->mine_frees.buf)[index] += (unsigned long long)counts[index];
         }
         result = Py_NewRef(Py_None);
         goto done;
