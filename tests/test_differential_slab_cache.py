@@ -17,9 +17,12 @@ from __future__ import annotations
 import gc
 import pickle
 import random
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -338,3 +341,84 @@ def test_the_live_table_answers_a_key_of_no_block_as_a_dict_does(key: Any) -> No
     cache.free(block)
     assert len(live) == len(cache) == 0
     cache.check()
+
+
+class ChangesCacheOnce:
+    """Stands in for a cache's ``_magazines``: its first ``mine()`` runs ``change`` first."""
+
+    def __init__(self, magazines: Any, change: Callable[[], None]) -> None:
+        self.magazines, self.change = magazines, change
+
+    def mine(self) -> Any:
+        change, self.change = self.change, lambda: None
+        change()
+        return self.magazines.mine()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.magazines, name)
+
+
+def _cache_last_used_by_another_thread() -> tuple[SlabCache, list[memoryview]]:
+    """A cache whose next C call on this thread asks ``_magazines.mine()`` (Python code)."""
+    cache = SlabCache(capacity=1 << 20, magazine_size=8)
+    cache.free_many(cache.alloc_many(64, 4))  # this thread's loaded magazine holds 4
+    blocks = cache.alloc_many(64, 2)
+    on_new_thread(lambda: cache.free(cache.alloc(64)))
+    return cache, blocks
+
+
+def test_free_many_checks_the_magazine_sizes_again_after_python_code_ran() -> None:
+    # The C free_many read `_capacity_of[index]` after mine() ran Python code that made the
+    # list shorter (here empty): it read past its end.  It must hand the batch over instead.
+    cache, blocks = _cache_last_used_by_another_thread()
+    capacity_of = cache._capacity_of
+    magazines = cache._magazines
+
+    def shorten() -> None:
+        cache._capacity_of = []
+
+    cache._magazines = ChangesCacheOnce(magazines, shorten)
+    cache.free_many(blocks)
+    assert cache._capacity_of == []  # the change ran
+    cache._magazines, cache._capacity_of = magazines, capacity_of
+    assert len(cache) == 0
+    for block in blocks:
+        with pytest.raises(ValueError, match="released"):
+            block.nbytes  # noqa: B018
+    cache.check()
+    assert cache.stats().frees == cache.stats().allocs == 7
+
+
+ALLOC_MANY_AFTER_LARGEST_LOWERED = """
+from test_differential_slab_cache import ChangesCacheOnce, _cache_last_used_by_another_thread
+cache, _ = _cache_last_used_by_another_thread()
+magazines, largest = cache._magazines, cache._largest
+
+def lower_largest():
+    cache._largest = 32  # blocks of 64 are now large: the commit's check fails
+
+cache._magazines = ChangesCacheOnce(magazines, lower_largest)
+views = cache.alloc_many(64, 2)
+assert cache._magazines.change.__name__ == "<lambda>"  # the change ran
+live, lengths = len(cache), [len(view) for view in views]
+cache.free_many(views)  # as large blocks, as they were made
+cache._magazines, cache._largest = magazines, largest
+cache.check()
+print(live, lengths, len(cache))
+"""
+
+
+def test_alloc_many_checks_largest_again_after_python_code_ran() -> None:
+    # The C alloc_many's retry loop did not look at `_largest` (nor `_debug`) again while its
+    # commit requires the size fits (and no debug): once it changed under it (here in
+    # mine()), it looped for ever.  In a child process, so that a regression fails
+    # (timeout) instead of hanging the suite.
+    done = subprocess.run(
+        [sys.executable, "-c", ALLOC_MANY_AFTER_LARGEST_LOWERED],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "4 [64, 64] 2\n", "")
