@@ -377,7 +377,8 @@ def test_free_many_checks_the_magazine_sizes_again_after_python_code_ran() -> No
     def shorten() -> None:
         cache._capacity_of = []
 
-    cache._magazines = ChangesCacheOnce(magazines, shorten)
+    stand_in: Any = ChangesCacheOnce(magazines, shorten)
+    cache._magazines = stand_in
     cache.free_many(blocks)
     assert cache._capacity_of == []  # the change ran
     cache._magazines, cache._capacity_of = magazines, capacity_of
