@@ -553,6 +553,14 @@ class SharedHeap:
                     journal.rollback()
                 try:
                     result = operation(*args)
+                except IndexError as error:
+                    # Every index the engine follows comes from the segment's words: one
+                    # outside them is a damaged segment, not a caller's mistake.
+                    journal.rollback()
+                    raise InvariantError(
+                        f"heap {self.name!r} is damaged: a word points outside the segment "
+                        f"({error}); copy out what you need and remove it (slaballoc shm rm)"
+                    ) from None
                 except BaseException:
                     journal.rollback()
                     raise
