@@ -172,7 +172,7 @@ def _without_log_entries(buffer: bytes | bytearray, layout: Layout) -> bytes:
     ],
     ids=repr,
 )
-def test_c_declines_damaged_indices_without_writing(damage: dict[object, object]) -> None:
+def test_c_declines_damaged_indices_without_writing(damage: dict[int | str, int | str]) -> None:
     """Every index, count and size read from the segment is checked before use: a call
     that meets a damaged one declines (None) and writes nothing; a call that does not
     meet it makes the same stores as Python."""
@@ -183,8 +183,8 @@ def test_c_declines_damaged_indices_without_writing(damage: dict[object, object]
     assert core.shared_release(words, handles[1]) == 64  # type: ignore[union-attr]
     words[layout.journal_at] = 0  # (the bare functions leave the commit to the caller)
     named = {"entries+1": layout.journal_entries + 1, "nodes_at+1": layout.nodes_at + 1}
-    for where, value in damage.items():
-        value = named.get(value, value)  # type: ignore[call-overload]
+    for where, given in damage.items():
+        value = named[given] if isinstance(given, str) else given
         if where == "journal":
             words[layout.journal_at] = value
         elif where == "slots":
@@ -195,13 +195,14 @@ def test_c_declines_damaged_indices_without_writing(damage: dict[object, object]
                 for link in (N_PREV, N_NEXT, N_LEFT, N_RIGHT, N_PARENT):
                     words[node + link] = value if words[node + link] else 0
         else:
-            words[where] = value  # type: ignore[index]
+            assert isinstance(where, int)
+            words[where] = value
     words.release()
     damaged = bytes(buffer)
-    calls = [("allocate", size, 1, 1) for size in (10, 64, 1000, (1 << 63) - 1)]
-    calls += [("release", handle) for handle in handles]
+    calls = [("allocate", [size, 1, 1]) for size in (10, 64, 1000, (1 << 63) - 1)]
+    calls += [("release", [handle]) for handle in handles]
     declined = 0
-    for name, *arguments in calls:
+    for name, arguments in calls:
         c_side = _Side(bytearray(damaged), layout)
         result = getattr(core, f"shared_{name}")(c_side.words, *arguments)
         if result is None:
