@@ -418,8 +418,9 @@ open_words(Heap *h, void *buffer, Py_ssize_t bytes)
     h->entries = h->w[H_JOURNAL_ENTRIES];
     h->nodes_at = h->w[H_NODES_AT];
     h->hash_at = h->w[H_HASH_AT];
-    h->hash_mask = slots - 1; /* (used only if slots >= 2) */
-    h->mask = alignment - 1;  /* (used only if alignment >= 1) */
+    /* (in uint64_t: INT64_MIN - 1 would overflow; both are used only once checked) */
+    h->hash_mask = (int64_t)((uint64_t)slots - 1);
+    h->mask = (int64_t)((uint64_t)alignment - 1);
     h->shift = 0;
     while (h->shift < 62 && ((int64_t)1 << h->shift) < alignment) {
         h->shift++;

@@ -162,6 +162,8 @@ def _without_log_entries(buffer: bytes | bytearray, layout: Layout) -> bytes:
         {H_JOURNAL_AT: -1},
         {H_NODES_AT: "nodes_at+1"},  # records no longer NODE_WORDS apart from the hash table
         {H_HASH_SLOTS: _FAR},
+        {H_HASH_SLOTS: -(1 << 63)},  # slots - 1 overflows
+        {H_ALIGNMENT: -(1 << 63)},
         {H_ALIGNMENT: 1 << 62, H_CAPACITY: (1 << 63) - 1},  # size + alignment - 1 overflows
         {H_ROOT: _FAR},
         {H_ROOT: "nodes_at+1"},  # inside a record, not at its start
