@@ -41,6 +41,7 @@ enum {
     H_HASH_SLOTS = 7,
     H_JOURNAL_ENTRIES = 9,
     H_JOURNAL_AT = 10,
+    H_NODES_AT = 12,
     H_HASH_AT = 13,
     H_USED = 32,
     H_LIVE = 33,
@@ -72,6 +73,7 @@ enum {
     N_RIGHT,
     N_PARENT,
     N_PRIORITY,
+    NODE_WORDS,
 };
 
 enum { SPARE = 0, FREE = 1, LIVE = 2 };
@@ -84,6 +86,7 @@ typedef struct {
     int64_t journal;  /* word index of the log's count */
     int64_t entries;  /* the log's capacity */
     int64_t start;    /* the log's count when this operation began */
+    int64_t nodes_at; /* the node records: [nodes_at, hash_at), NODE_WORDS each */
     int64_t hash_at, hash_mask;
     int shift, hash_drop;
     int64_t mask;
@@ -102,6 +105,58 @@ rd(Heap *h, int64_t index)
     return h->w[index];
 }
 
+/* A node index read from the segment (a hash slot, a link, H_ROOT, H_SPARE):
+ * 0 (none) or the first word of a record in the node region, else 0 and the
+ * heap marked bad.  Every `node + N_*` is then a word of that record. */
+static inline int64_t
+node_at(Heap *h, int64_t index)
+{
+    int64_t node = rd(h, index);
+    if (node != 0 && (node < h->nodes_at || node >= h->hash_at ||
+                      (node - h->nodes_at) % NODE_WORDS != 0)) {
+        h->bad = 1;
+        return 0;
+    }
+    return node;
+}
+
+/* a + b, or 0 and the heap marked bad if it does not fit (a damaged segment). */
+static inline int64_t
+sum(Heap *h, int64_t a, int64_t b)
+{
+    int64_t total;
+    if (__builtin_add_overflow(a, b, &total)) {
+        h->bad = 1;
+        return 0;
+    }
+    return total;
+}
+
+/* Whether the log may hold `index` (journal.py's Journal._writable): the
+ * header's mutable totals, or a word past the header that is not the log's
+ * own.  Never the header's constants, nor the mutex's words. */
+static inline int
+writable(Heap *h, int64_t index)
+{
+    if (index >= H_USED && index <= H_SPARE) {
+        return 1;
+    }
+    return index >= H_WORDS && index < h->words &&
+           (index < h->journal || index > h->journal + 2 * h->entries);
+}
+
+/* The log's count, or -1 (and the heap marked bad) if it is not 0..entries. */
+static inline int64_t
+log_count(Heap *h)
+{
+    int64_t count = h->w[h->journal];
+    if (count < 0 || count > h->entries) {
+        h->bad = 1;
+        return -1;
+    }
+    return count;
+}
+
 /* journal.py's Journal.put: log (index, old), count it, then store. */
 static void
 put(Heap *h, int64_t index, int64_t value)
@@ -110,31 +165,36 @@ put(Heap *h, int64_t index, int64_t value)
         return;
     }
     volatile int64_t *w = h->w;
-    int64_t count = w[h->journal];
-    if ((uint64_t)index >= (uint64_t)h->words || count >= h->entries) {
+    int64_t count = log_count(h);
+    if (count < 0 || count == h->entries || !writable(h, index)) {
         h->bad = 1;
         return;
     }
-    int64_t entry = h->journal + 1 + 2 * count;
+    int64_t entry = h->journal + 1 + 2 * count; /* < words: open_words checked entries */
     w[entry] = index;
     w[entry + 1] = w[index];
     w[h->journal] = count + 1;
     w[index] = value;
 }
 
-/* Undo this operation's own stores (the ones logged since it began). */
+/* Undo the stores logged since h->start, newest first (journal.py's
+ * Journal.rollback).  A count outside 0..entries or an entry whose index the
+ * log may not hold stops it there with h->bad set: the Python path meets the
+ * same entry and raises InvariantError, as a C undo must not guess. */
 static void
 undo(Heap *h)
 {
     volatile int64_t *w = h->w;
-    int64_t count = w[h->journal];
+    int64_t count = log_count(h);
     while (count > h->start) {
         count--;
         int64_t entry = h->journal + 1 + 2 * count;
         int64_t index = w[entry];
-        if ((uint64_t)index < (uint64_t)h->words) {
-            w[index] = w[entry + 1];
+        if (!writable(h, index)) {
+            h->bad = 1;
+            return;
         }
+        w[index] = w[entry + 1];
         w[h->journal] = count;
     }
 }
@@ -150,7 +210,7 @@ find(Heap *h, int64_t start)
 {
     uint64_t slot = home(h, start);
     for (int64_t probes = 0; probes <= h->hash_mask && !h->bad; probes++) {
-        int64_t node = rd(h, h->hash_at + (int64_t)slot);
+        int64_t node = node_at(h, h->hash_at + (int64_t)slot);
         if (!node || rd(h, node + N_START) == start) {
             return node;
         }
@@ -164,7 +224,7 @@ static void
 hash_insert(Heap *h, int64_t node)
 {
     uint64_t slot = home(h, rd(h, node + N_START));
-    for (int64_t probes = 0; rd(h, h->hash_at + (int64_t)slot); probes++) {
+    for (int64_t probes = 0; node_at(h, h->hash_at + (int64_t)slot); probes++) {
         if (probes > h->hash_mask || h->bad) {
             h->bad = 1;
             return;
@@ -179,7 +239,7 @@ hash_delete(Heap *h, int64_t node)
 {
     uint64_t mask = (uint64_t)h->hash_mask;
     uint64_t hole = home(h, rd(h, node + N_START));
-    for (int64_t probes = 0; rd(h, h->hash_at + (int64_t)hole) != node; probes++) {
+    for (int64_t probes = 0; node_at(h, h->hash_at + (int64_t)hole) != node; probes++) {
         if (probes > h->hash_mask || h->bad) {
             h->bad = 1;
             return;
@@ -189,7 +249,7 @@ hash_delete(Heap *h, int64_t node)
     uint64_t slot = hole;
     for (int64_t probes = 0; probes <= h->hash_mask && !h->bad; probes++) {
         slot = (slot + 1) & mask;
-        int64_t other = rd(h, h->hash_at + (int64_t)slot);
+        int64_t other = node_at(h, h->hash_at + (int64_t)slot);
         if (!other) {
             break;
         }
@@ -207,8 +267,8 @@ hash_delete(Heap *h, int64_t node)
 static void
 rotate_up(Heap *h, int64_t node)
 {
-    int64_t parent = rd(h, node + N_PARENT);
-    int64_t grand = rd(h, parent + N_PARENT);
+    int64_t parent = node_at(h, node + N_PARENT);
+    int64_t grand = node_at(h, parent + N_PARENT);
     int inner_side, outer_side;
     if (rd(h, parent + N_LEFT) == node) {
         inner_side = N_RIGHT;
@@ -218,7 +278,7 @@ rotate_up(Heap *h, int64_t node)
         inner_side = N_LEFT;
         outer_side = N_RIGHT;
     }
-    int64_t inner = rd(h, node + inner_side);
+    int64_t inner = node_at(h, node + inner_side);
     put(h, parent + outer_side, inner);
     if (inner) {
         put(h, inner + N_PARENT, parent);
@@ -239,7 +299,7 @@ file_free(Heap *h, int64_t node)
 {
     put(h, node + N_STATE, FREE);
     int64_t size = rd(h, node + N_SIZE), start = rd(h, node + N_START);
-    int64_t parent = 0, child = rd(h, H_ROOT);
+    int64_t parent = 0, child = node_at(h, H_ROOT);
     int went_left = 0;
     for (int64_t depth = 0; child && !h->bad; depth++) {
         if (depth > h->words) {
@@ -249,7 +309,7 @@ file_free(Heap *h, int64_t node)
         parent = child;
         int64_t child_size = rd(h, child + N_SIZE);
         went_left = size < child_size || (size == child_size && start < rd(h, child + N_START));
-        child = rd(h, child + (went_left ? N_LEFT : N_RIGHT));
+        child = node_at(h, child + (went_left ? N_LEFT : N_RIGHT));
     }
     put(h, node + N_PARENT, parent);
     if (!parent) {
@@ -259,20 +319,29 @@ file_free(Heap *h, int64_t node)
         put(h, parent + (went_left ? N_LEFT : N_RIGHT), node);
     }
     int64_t priority = rd(h, node + N_PRIORITY);
-    parent = rd(h, node + N_PARENT);
-    while (parent && rd(h, parent + N_PRIORITY) < priority && !h->bad) {
+    parent = node_at(h, node + N_PARENT);
+    /* Each rotation lifts the node one level: more than `words` means a cycle. */
+    for (int64_t steps = 0; parent && rd(h, parent + N_PRIORITY) < priority && !h->bad; steps++) {
+        if (steps > h->words) {
+            h->bad = 1;
+            return;
+        }
         rotate_up(h, node);
-        parent = rd(h, node + N_PARENT);
+        parent = node_at(h, node + N_PARENT);
     }
 }
 
 static void
 unfile_free(Heap *h, int64_t node)
 {
-    while (!h->bad) {
-        int64_t left = rd(h, node + N_LEFT), right = rd(h, node + N_RIGHT);
+    for (int64_t steps = 0; !h->bad; steps++) {
+        int64_t left = node_at(h, node + N_LEFT), right = node_at(h, node + N_RIGHT);
         if (!left && !right) {
             break;
+        }
+        if (steps > h->words) { /* a cycle in a damaged tree */
+            h->bad = 1;
+            return;
         }
         if (!right || (left && rd(h, left + N_PRIORITY) > rd(h, right + N_PRIORITY))) {
             rotate_up(h, left);
@@ -281,7 +350,7 @@ unfile_free(Heap *h, int64_t node)
             rotate_up(h, right);
         }
     }
-    int64_t parent = rd(h, node + N_PARENT);
+    int64_t parent = node_at(h, node + N_PARENT);
     if (!parent) {
         put(h, H_ROOT, 0);
     }
@@ -294,12 +363,12 @@ unfile_free(Heap *h, int64_t node)
 static int64_t
 new_node(Heap *h, int64_t start, int64_t size, int64_t before, int64_t after)
 {
-    int64_t node = rd(h, H_SPARE);
+    int64_t node = node_at(h, H_SPARE);
     if (!node) {
         h->bad = 1;
         return 0;
     }
-    put(h, H_SPARE, rd(h, node + N_NEXT));
+    put(h, H_SPARE, node_at(h, node + N_NEXT));
     put(h, node + N_START, start);
     put(h, node + N_SIZE, size);
     put(h, node + N_PREV, before);
@@ -317,37 +386,41 @@ new_node(Heap *h, int64_t start, int64_t size, int64_t before, int64_t after)
 static void
 absorb_next(Heap *h, int64_t node)
 {
-    int64_t gone = rd(h, node + N_NEXT);
-    int64_t after = rd(h, gone + N_NEXT);
-    put(h, node + N_SIZE, rd(h, node + N_SIZE) + rd(h, gone + N_SIZE));
+    int64_t gone = node_at(h, node + N_NEXT);
+    int64_t after = node_at(h, gone + N_NEXT);
+    put(h, node + N_SIZE, sum(h, rd(h, node + N_SIZE), rd(h, gone + N_SIZE)));
     put(h, node + N_NEXT, after);
     if (after) {
         put(h, after + N_PREV, node);
     }
     hash_delete(h, gone);
     put(h, gone + N_STATE, SPARE);
-    put(h, gone + N_NEXT, rd(h, H_SPARE));
+    put(h, gone + N_NEXT, node_at(h, H_SPARE));
     put(h, H_SPARE, gone);
 }
 
 /* Read the geometry of the `bytes` bytes of words at `buffer` from their
- * header; h->bad if it is not one a transaction can trust. */
+ * header; h->bad if it is not one a transaction can trust.  Every word is the
+ * segment's, so possibly damaged: each region must lie inside the buffer,
+ * checked without an addition that could overflow. */
 static void
 open_words(Heap *h, void *buffer, Py_ssize_t bytes)
 {
     h->w = (volatile int64_t *)buffer;
     h->words = bytes / 8;
     h->journal_ok = 0;
-    h->bad = h->words < H_WORDS;
+    h->bad = h->words < H_WORDS || (uintptr_t)buffer % 8 != 0;
     if (h->bad) {
         return;
     }
     int64_t alignment = h->w[H_ALIGNMENT], slots = h->w[H_HASH_SLOTS];
     h->journal = h->w[H_JOURNAL_AT];
     h->entries = h->w[H_JOURNAL_ENTRIES];
+    h->nodes_at = h->w[H_NODES_AT];
     h->hash_at = h->w[H_HASH_AT];
-    h->hash_mask = slots - 1;
-    h->mask = alignment - 1;
+    /* (in uint64_t: INT64_MIN - 1 would overflow; both are used only once checked) */
+    h->hash_mask = (int64_t)((uint64_t)slots - 1);
+    h->mask = (int64_t)((uint64_t)alignment - 1);
     h->shift = 0;
     while (h->shift < 62 && ((int64_t)1 << h->shift) < alignment) {
         h->shift++;
@@ -357,11 +430,15 @@ open_words(Heap *h, void *buffer, Py_ssize_t bytes)
         slot_bits++;
     }
     h->hash_drop = 64 - slot_bits;
-    h->journal_ok = h->journal >= H_WORDS && h->entries >= 0 &&
-                    h->journal + 1 + 2 * h->entries <= h->words;
+    /* The log: its count and 2 words per entry, past the header, inside the buffer. */
+    h->journal_ok = h->journal >= H_WORDS && h->journal < h->words && h->entries >= 0 &&
+                    h->entries <= (h->words - h->journal - 1) / 2;
     h->start = h->journal_ok ? h->w[h->journal] : 0;
-    h->bad = !h->journal_ok || alignment <= 0 || (alignment & h->mask) || slots < 2 ||
-             (slots & h->hash_mask) || h->hash_at <= 0 || h->hash_at + slots > h->words;
+    h->bad = !h->journal_ok || h->start < 0 || h->start > h->entries || alignment <= 0 ||
+             (alignment & h->mask) || slots < 2 || (slots & h->hash_mask) ||
+             h->hash_at < H_WORDS || h->hash_at >= h->words || slots > h->words - h->hash_at ||
+             h->nodes_at < H_WORDS || h->nodes_at > h->hash_at ||
+             (h->hash_at - h->nodes_at) % NODE_WORDS != 0;
 }
 
 /* Borrow the words of a buffer object; read the geometry from their header. */
@@ -397,8 +474,12 @@ do_allocate(Heap *h, long long size, long long pid, long long born)
         h->bad = 1;
         return 0;
     }
-    int64_t need = (size + h->mask) & ~h->mask;
-    int64_t best = 0, node = rd(h, H_ROOT);
+    int64_t need = 0, best = 0, node = node_at(h, H_ROOT);
+    if (__builtin_add_overflow(size, h->mask, &need)) {
+        h->bad = 1; /* a damaged capacity or alignment: Python decides */
+        return 0;
+    }
+    need &= ~h->mask;
     for (int64_t depth = 0; node && !h->bad; depth++) {
         if (depth > h->words) {
             h->bad = 1;
@@ -406,10 +487,10 @@ do_allocate(Heap *h, long long size, long long pid, long long born)
         }
         if (rd(h, node + N_SIZE) >= need) {
             best = node;
-            node = rd(h, node + N_LEFT);
+            node = node_at(h, node + N_LEFT);
         }
         else {
-            node = rd(h, node + N_RIGHT);
+            node = node_at(h, node + N_RIGHT);
         }
     }
     int64_t live = rd(h, H_LIVE);
@@ -420,21 +501,21 @@ do_allocate(Heap *h, long long size, long long pid, long long born)
     unfile_free(h, best);
     int64_t block_size = rd(h, best + N_SIZE), start = rd(h, best + N_START);
     if (block_size > need) {
-        int64_t rest = new_node(h, start + need, block_size - need, best, rd(h, best + N_NEXT));
+        int64_t rest = new_node(h, sum(h, start, need), block_size - need, best, node_at(h, best + N_NEXT));
         if (!h->bad) {
             file_free(h, rest);
         }
         put(h, best + N_SIZE, need);
     }
     else {
-        put(h, H_FREE_BLOCKS, rd(h, H_FREE_BLOCKS) - 1);
+        put(h, H_FREE_BLOCKS, sum(h, rd(h, H_FREE_BLOCKS), -1));
     }
     put(h, best + N_STATE, LIVE);
     put(h, best + N_REQUEST, size);
     put(h, best + N_PID, pid);
     put(h, best + N_BORN, born);
-    put(h, H_USED, rd(h, H_USED) + need);
-    put(h, H_LIVE, live + 1);
+    put(h, H_USED, sum(h, rd(h, H_USED), need));
+    put(h, H_LIVE, sum(h, live, 1));
     return start;
 }
 
@@ -452,17 +533,21 @@ do_release(Heap *h, long long offset)
         return 0;
     }
     int64_t size = rd(h, node + N_SIZE);
-    put(h, H_USED, rd(h, H_USED) - size);
-    put(h, H_LIVE, rd(h, H_LIVE) - 1);
-    int64_t free_blocks = rd(h, H_FREE_BLOCKS) + 1;
-    int64_t before = rd(h, node + N_PREV);
+    if (size < 0) { /* a damaged record (and -size could overflow) */
+        h->bad = 1;
+        return 0;
+    }
+    put(h, H_USED, sum(h, rd(h, H_USED), -size));
+    put(h, H_LIVE, sum(h, rd(h, H_LIVE), -1));
+    int64_t free_blocks = sum(h, rd(h, H_FREE_BLOCKS), 1);
+    int64_t before = node_at(h, node + N_PREV);
     if (before && rd(h, before + N_STATE) == FREE) {
         unfile_free(h, before);
         absorb_next(h, before);
         node = before;
         free_blocks--;
     }
-    int64_t after = rd(h, node + N_NEXT);
+    int64_t after = node_at(h, node + N_NEXT);
     if (after && rd(h, after + N_STATE) == FREE) {
         unfile_free(h, after);
         absorb_next(h, node);
@@ -610,8 +695,10 @@ heap_operation(SharedHeapObject *self, int operation, PyObject *argument)
         if (taken == 0) {
             h.start = 0;
             undo(&h); /* the last holder died mid-operation: roll it back */
-            done = operation == ALLOCATE ? do_allocate(&h, number, self->pid, self->born)
-                                         : do_release(&h, number);
+            if (!h.bad) {
+                done = operation == ALLOCATE ? do_allocate(&h, number, self->pid, self->born)
+                                             : do_release(&h, number);
+            }
             if (h.bad) {
                 undo(&h);
             }
@@ -626,7 +713,14 @@ heap_operation(SharedHeapObject *self, int operation, PyObject *argument)
         if (taken < 0) {
             return NULL;
         }
-        if (status != 0) {
+        /* An unlock that fails after a commit does not undo the operation: it
+         * happened, and raising would tell the caller it was refused ("a refused
+         * call changes nothing" would no longer hold), so its result is returned.
+         * (pthread_mutex_unlock fails only for a mutex this thread does not hold,
+         * which take_mutex rules out.)  After a declined operation nothing
+         * changed, and the error is raised rather than handing a mutex in an
+         * unknown state to the Python path. */
+        if (status != 0 && (taken != 0 || h.bad)) {
             errno = status;
             return PyErr_SetFromErrno(PyExc_OSError);
         }
@@ -690,7 +784,13 @@ heap_c_open(SharedHeapObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (PyObject_GetBuffer(args[0], &words, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
         return NULL;
     }
-    /* The mutex must lie in the header, aligned, past every word the heap uses. */
+    /* The words must be aligned as int64s are; the mutex must lie in the
+     * header, aligned, past every word the heap uses. */
+    if ((uintptr_t)words.buf % 8 != 0) {
+        PyBuffer_Release(&words);
+        PyErr_SetString(PyExc_ValueError, "_c_open: the words must be 8-byte aligned");
+        return NULL;
+    }
     if (words.len < H_WORDS * 8 || lock_at < H_LOCK_FIRST * 8 ||
         lock_at % (Py_ssize_t)_Alignof(pthread_mutex_t) != 0 ||
         lock_at > H_WORDS * 8 - (Py_ssize_t)sizeof(pthread_mutex_t)) {
@@ -699,7 +799,9 @@ heap_c_open(SharedHeapObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     heap_close_words(self);
-    self->mapping = Py_NewRef(PyMemoryView_Check(args[0]) ? PyMemoryView_GET_BASE(args[0]) : args[0]);
+    /* A memoryview made by PyMemoryView_FromMemory has no base: pin the view itself. */
+    PyObject *base = PyMemoryView_Check(args[0]) ? PyMemoryView_GET_BASE(args[0]) : NULL;
+    self->mapping = Py_NewRef(base != NULL ? base : args[0]);
     self->words = words;
     self->mutex = (pthread_mutex_t *)((char *)words.buf + lock_at);
     self->pid = pid;
@@ -847,6 +949,13 @@ static PyMethodDef shared_heap_functions[] = {
 int
 _slaballoc_add_shared_heap(PyObject *module)
 {
+#ifdef Py_GIL_DISABLED
+    /* The type's alloc and free run without a critical section: another thread's
+     * close could unmap the words under an operation that took the mutex by
+     * trylock.  Free-threaded builds get only the bare functions, and
+     * slaballoc/shared/heap.py then uses the pure SharedHeap (as for SlabCache). */
+    return PyModule_AddFunctions(module, shared_heap_functions);
+#endif
     if (PyType_Ready(&SharedHeapType) < 0 ||
         PyModule_AddObjectRef(module, "SharedHeap", (PyObject *)&SharedHeapType) < 0) {
         return -1;

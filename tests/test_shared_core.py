@@ -12,7 +12,25 @@ from slaballoc._implementation import core
 from slaballoc.errors import SlabError
 from slaballoc.shared.engine import FlatBestFit
 from slaballoc.shared.journal import Journal
-from slaballoc.shared.layout import HEADER_WORDS, LOCK_AT, Layout
+from slaballoc.shared.layout import (
+    H_ALIGNMENT,
+    H_CAPACITY,
+    H_HASH_SLOTS,
+    H_JOURNAL_AT,
+    H_JOURNAL_ENTRIES,
+    H_NODES_AT,
+    H_ROOT,
+    H_SPARE,
+    HEADER_WORDS,
+    LOCK_AT,
+    N_LEFT,
+    N_NEXT,
+    N_PARENT,
+    N_PREV,
+    N_RIGHT,
+    NODE_WORDS,
+    Layout,
+)
 
 pytestmark = pytest.mark.skipif(
     core is None or not hasattr(core, "shared_allocate"), reason="the C core is not built"
@@ -122,6 +140,96 @@ def test_c_declines_a_damaged_segment_without_writing() -> None:
     words[13] = hash_at
     assert core.shared_allocate(words, 8, 1, 1) == 0  # type: ignore[union-attr]
     words.release()
+
+
+_FAR = 1 << 62
+
+
+def _without_log_entries(buffer: bytes | bytearray, layout: Layout) -> bytes:
+    """The words that hold state: all but the undo log's entries (scratch past its count)."""
+    first, end = 8 * (layout.journal_at + 1), 8 * layout.processes_at
+    return bytes(buffer[:first] + buffer[end:])
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"journal": -(1 << 40)},  # a negative count would write before the log
+        {"journal": "entries+1"},  # a count past the log's capacity
+        {H_JOURNAL_ENTRIES: _FAR},  # journal + 1 + 2 * entries overflows
+        {H_JOURNAL_ENTRIES: _FAR, "journal": 1 << 40},
+        {H_JOURNAL_AT: _FAR},
+        {H_JOURNAL_AT: -1},
+        {H_NODES_AT: "nodes_at+1"},  # records no longer NODE_WORDS apart from the hash table
+        {H_HASH_SLOTS: _FAR},
+        {H_HASH_SLOTS: -(1 << 63)},  # slots - 1 overflows
+        {H_ALIGNMENT: -(1 << 63)},
+        {H_ALIGNMENT: 1 << 62, H_CAPACITY: (1 << 63) - 1},  # size + alignment - 1 overflows
+        {H_ROOT: _FAR},
+        {H_ROOT: "nodes_at+1"},  # inside a record, not at its start
+        {H_SPARE: _FAR},
+        {"slots": _FAR},
+        {"slots": -NODE_WORDS},
+        {"links": _FAR},
+    ],
+    ids=repr,
+)
+def test_c_declines_damaged_indices_without_writing(damage: dict[int | str, int | str]) -> None:
+    """Every index, count and size read from the segment is checked before use: a call
+    that meets a damaged one declines (None) and writes nothing; a call that does not
+    meet it makes the same stores as Python."""
+    layout = Layout.plan(1 << 12, 8, max_blocks=16)
+    buffer = _formatted(layout)
+    words = memoryview(buffer).cast("q")
+    handles = [core.shared_allocate(words, 64, 1, 1) for _ in range(4)]  # type: ignore[union-attr]
+    assert core.shared_release(words, handles[1]) == 64  # type: ignore[union-attr]
+    words[layout.journal_at] = 0  # (the bare functions leave the commit to the caller)
+    named = {"entries+1": layout.journal_entries + 1, "nodes_at+1": layout.nodes_at + 1}
+    for where, given in damage.items():
+        value = named[given] if isinstance(given, str) else given
+        if where == "journal":
+            words[layout.journal_at] = value
+        elif where == "slots":
+            for slot in range(layout.hash_at, layout.hash_at + layout.hash_slots):
+                words[slot] = value if words[slot] else 0
+        elif where == "links":
+            for node in layout.node_ids():
+                for link in (N_PREV, N_NEXT, N_LEFT, N_RIGHT, N_PARENT):
+                    words[node + link] = value if words[node + link] else 0
+        else:
+            assert isinstance(where, int)
+            words[where] = value
+    words.release()
+    damaged = bytes(buffer)
+    calls = [("allocate", [size, 1, 1]) for size in (10, 64, 1000, (1 << 63) - 1)]
+    calls += [("release", [handle]) for handle in handles]
+    declined = 0
+    for name, arguments in calls:
+        c_side = _Side(bytearray(damaged), layout)
+        result = getattr(core, f"shared_{name}")(c_side.words, *arguments)
+        if result is None:
+            declined += 1
+            # (undone: every word as it was, but the log's entries past its count)
+            assert _without_log_entries(c_side.buffer, layout) == _without_log_entries(
+                damaged, layout
+            ), f"{name}{arguments} declined but left a change"
+        else:  # the damage is not on this call's path: it must do what Python does
+            py_side = _Side(bytearray(damaged), layout)
+            assert getattr(py_side.engine, name)(*arguments) == result
+            assert c_side.buffer == py_side.buffer
+        c_side.words.release()
+    assert declined > 0
+
+
+def test_c_declines_unaligned_words() -> None:
+    layout = Layout.plan(1 << 12, 8, max_blocks=16)
+    buffer = bytearray(1) + _formatted(layout)
+    formatted = bytes(buffer[1:])
+    with memoryview(buffer)[1:] as unaligned:
+        assert core.shared_allocate(unaligned, 8, 1, 1) is None  # type: ignore[union-attr]
+        with SharedHeap.create(size=4096) as heap, pytest.raises(ValueError, match="aligned"):
+            heap._c_open(unaligned, LOCK_AT, 1, 1)  # type: ignore[attr-defined]
+    assert buffer[1:] == formatted
 
 
 @pytest.mark.parametrize("crash_at", [20, 35, 60, 90])

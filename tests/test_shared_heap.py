@@ -20,6 +20,7 @@ from slaballoc.errors import (
     InvalidFreeError,
     InvalidHandleError,
     InvalidSizeError,
+    InvariantError,
     LayoutVersionError,
     NotASegmentError,
     ProcessTableFullError,
@@ -32,7 +33,20 @@ from slaballoc.errors import (
     UnsupportedPlatformError,
 )
 from slaballoc.shared.heap import PureSharedHeap
-from slaballoc.shared.layout import H_LOCK_KIND, H_VERSION
+from slaballoc.shared.layout import (
+    H_HASH_AT,
+    H_JOURNAL_AT,
+    H_JOURNAL_ENTRIES,
+    H_LOCK_KIND,
+    H_NODES_AT,
+    H_ROOT,
+    H_SPARE,
+    H_VERSION,
+    HEADER_WORDS,
+    LOCK_AT,
+    N_NEXT,
+    N_PARENT,
+)
 from slaballoc.shared.processes import ProcessName, is_alive
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -368,3 +382,114 @@ def test_threads_of_one_process_share_a_heap(heap: SharedHeap, mixed: bool) -> N
     assert errors == []
     heap.check()
     assert heap.stats().used == 0
+
+
+# -- a damaged segment ------------------------------------------------------------------
+
+_FAR = 1 << 62  # far outside any segment
+
+
+def _damage(heap: SharedHeap, how: str) -> None:
+    """Write one damaged word (or two) into the heap's metadata, as a stray write would."""
+    words, layout = heap._words, heap.layout
+    root = words[H_ROOT]
+    changes = {
+        "log count negative": {layout.journal_at: -(1 << 40)},
+        "log count past capacity": {layout.journal_at: layout.journal_entries + 1},
+        "log capacity huge, count past it": {
+            H_JOURNAL_ENTRIES: _FAR,
+            layout.journal_at: 1 << 40,
+        },
+        "log entry into the mutex": {
+            layout.journal_at: 1,
+            layout.journal_at + 1: LOCK_AT // 8 + 1,
+            layout.journal_at + 2: -1,
+        },
+        "log entry into a header constant": {
+            layout.journal_at: 1,
+            layout.journal_at + 1: H_JOURNAL_AT,
+            layout.journal_at + 2: -1,
+        },
+        "log capacity huge": {H_JOURNAL_ENTRIES: _FAR},
+        "log far away": {H_JOURNAL_AT: _FAR},
+        "log before the buffer": {H_JOURNAL_AT: -1},
+        "node records misaligned": {H_NODES_AT: layout.nodes_at + 1},
+        "hash table far away": {H_HASH_AT: _FAR},
+        "root far away": {H_ROOT: _FAR},
+        "spare far away": {H_SPARE: _FAR},
+        "root's parent far away": {root + N_PARENT: _FAR},
+        "a hash slot far away": {
+            next(
+                slot
+                for slot in range(layout.hash_at, layout.hash_at + layout.hash_slots)
+                if words[slot]
+            ): _FAR
+        },
+        "a hash slot inside a record": {
+            next(
+                slot
+                for slot in range(layout.hash_at, layout.hash_at + layout.hash_slots)
+                if words[slot]
+            ): layout.nodes_at + 1
+        },
+        "every next link far away": {node + N_NEXT: _FAR for node in layout.node_ids()},
+    }[how]
+    for index, value in changes.items():
+        words[index] = value
+
+
+# A damaged log cannot be trusted to roll back: every call refuses.  A damaged header
+# constant is one the C core reads at each call: it declines, and the Python code
+# (which read the geometry at attach) does the operation.  A damaged link is
+# followed by either: the first call that meets it reports it.
+_LOG_DAMAGE = [
+    "log count negative",
+    "log count past capacity",
+    "log capacity huge, count past it",
+    "log entry into the mutex",
+    "log entry into a header constant",
+]
+_HEADER_DAMAGE = [
+    "log capacity huge",
+    "log far away",
+    "log before the buffer",
+    "node records misaligned",
+    "hash table far away",
+]
+_LINK_DAMAGE = [
+    "root far away",
+    "spare far away",
+    "root's parent far away",
+    "a hash slot far away",
+    "a hash slot inside a record",
+    "every next link far away",
+]
+
+
+@pytest.mark.parametrize("how", _LOG_DAMAGE + _HEADER_DAMAGE + _LINK_DAMAGE)
+def test_a_damaged_segment_gives_typed_errors_never_a_crash(how: str) -> None:
+    with SharedHeap.create(size=1 << 14, alignment=8, max_blocks=32) as heap:
+        handles = [heap.alloc(64) for _ in range(4)]
+        heap.free(handles[1])
+        words = heap._words
+        healthy = words.tobytes()
+        _damage(heap, how)
+        outcomes: list[object] = []
+        for call in (lambda: heap.alloc(10), lambda: heap.free(handles[2]), heap.check):
+            try:
+                outcomes.append(call())
+            except SlabError as error:
+                outcomes.append(error)
+        if how in _LOG_DAMAGE:
+            assert all(isinstance(outcome, InvariantError) for outcome in outcomes), outcomes
+            assert "undo log is damaged" in str(outcomes[0])
+        elif how in _HEADER_DAMAGE:
+            assert outcomes == [handles[1], None, None]
+        else:
+            # (a free may rewrite the damaged link before check() runs)
+            assert any(isinstance(outcome, InvariantError) for outcome in outcomes), outcomes
+        # Repair every word but the mutex's (free now), so that the heap closes cleanly.
+        words[: LOCK_AT // 8] = memoryview(healthy[:LOCK_AT]).cast("q")
+        words[HEADER_WORDS:] = memoryview(healthy[HEADER_WORDS * 8 :]).cast("q")
+        heap.check()
+    assert not os.path.exists(f"/dev/shm/{heap.name}")

@@ -553,6 +553,14 @@ class SharedHeap:
                     journal.rollback()
                 try:
                     result = operation(*args)
+                except IndexError as error:
+                    # Every index the engine follows comes from the segment's words: one
+                    # outside them is a damaged segment, not a caller's mistake.
+                    journal.rollback()
+                    raise InvariantError(
+                        f"heap {self.name!r} is damaged: a word points outside the segment "
+                        f"({error}); copy out what you need and remove it (slaballoc shm rm)"
+                    ) from None
                 except BaseException:
                     journal.rollback()
                     raise
@@ -652,7 +660,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 #: The pure-Python class: the specification, and what runs without the C core.
 PureSharedHeap = SharedHeap
 
-if core is not None:
+if core is not None and hasattr(core, "SharedHeap"):  # not on a free-threaded build
     # The C base serves alloc and free over the words it is handed (_c_open) until
     # it gives them back (_c_close); these three steps of the pure class's life
     # tell it, and everything else is the pure class's own code.

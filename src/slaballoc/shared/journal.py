@@ -29,6 +29,7 @@ import signal
 
 from .._implementation import core
 from ..errors import InvariantError
+from .layout import H_SPARE, H_USED, HEADER_WORDS
 
 __all__ = ["CRASH_ENV", "Journal", "crash_at"]
 
@@ -63,14 +64,18 @@ crash_at(int(os.environ.get(CRASH_ENV, "0") or 0))
 class Journal:
     """An undo log of ``capacity`` entries at word ``at`` of ``words``.
 
-    >>> words = memoryview(bytearray(8 * 16)).cast("q")
-    >>> journal = Journal(words, at=8, capacity=3)
-    >>> journal.put(1, 10); journal.put(2, 20); journal.put(1, 11)
-    >>> words[1], words[2], journal.pending()
+    The log may hold only the header's mutable totals and the words past the
+    header that are not its own (never the mutex's): a count or entry that says
+    otherwise is a damaged segment, refused with :class:`InvariantError`.
+
+    >>> words = memoryview(bytearray(8 * 80)).cast("q")
+    >>> journal = Journal(words, at=64, capacity=3)
+    >>> journal.put(71, 10); journal.put(72, 20); journal.put(71, 11)
+    >>> words[71], words[72], journal.pending()
     (11, 20, 3)
     >>> journal.rollback()  # as recovery does after a crash
     3
-    >>> words[1], words[2], journal.pending()
+    >>> words[71], words[72], journal.pending()
     (0, 0, 0)
     """
 
@@ -90,6 +95,7 @@ class Journal:
         count = words[at]
         if count == self._capacity:
             self._overflow()
+        self._check(count, index)
         entry = at + 1 + 2 * count
         words[entry] = index
         words[entry + 1] = words[index]
@@ -102,6 +108,7 @@ class Journal:
         count = words[at]
         if count == self._capacity:
             self._overflow()
+        self._check(count, index)
         entry = at + 1 + 2 * count
         _count_store()
         words[entry] = index
@@ -131,9 +138,11 @@ class Journal:
         """
         words, at = self._words, self._at
         count = undone = words[at]
+        self._check(count)
         while count:
             count -= 1
             entry = at + 1 + 2 * count
+            self._check(count, words[entry])
             if _stores_left:
                 _count_store()
             words[words[entry]] = words[entry + 1]
@@ -141,6 +150,22 @@ class Journal:
                 _count_store()
             words[at] = count
         return int(undone)
+
+    def _writable(self, index: int) -> bool:
+        """Whether the log may hold ``index`` (the C core's ``writable``)."""
+        if H_USED <= index <= H_SPARE:
+            return True
+        end = self._at + 2 * self._capacity  # the log's last word
+        return HEADER_WORDS <= index < len(self._words) and not self._at <= index <= end
+
+    def _check(self, count: int, index: int | None = None) -> None:
+        """Refuse a count outside ``0..capacity`` or an index the log may not hold."""
+        if not 0 <= count <= self._capacity or (index is not None and not self._writable(index)):
+            raise InvariantError(
+                f"the undo log is damaged (count {count} of {self._capacity}, index {index}): "
+                "the heap cannot be repaired; copy out what you need and remove it "
+                "(slaballoc shm rm)"
+            )
 
     def _overflow(self) -> None:
         self.rollback()
