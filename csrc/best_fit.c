@@ -637,6 +637,20 @@ bf_release(bf_heap *heap, bf_off offset, bf_off *size)
     return BF_OK;
 }
 
+/* Merge the adjacent blocks `lower` and `upper`, one of which (`free_one`) is
+ * free and leaves its tree: `lower` keeps its start and takes `upper`'s bytes,
+ * and `upper`'s node is forgotten.  Returns `lower`. */
+static bf_idx
+absorb(bf_heap *heap, bf_idx lower, bf_idx upper, bf_idx free_one)
+{
+    bf_node *nd = nodes_of(heap);
+    tree_remove(heap, free_one);
+    SET(heap->free_count, heap->free_count - 1u);
+    SET(nd[lower].size, nd[lower].size + nd[upper].size);
+    drop_block(heap, upper);
+    return lower;
+}
+
 bf_off
 bf_release_node(bf_heap *heap, bf_idx n)
 {
@@ -646,19 +660,11 @@ bf_release_node(bf_heap *heap, bf_idx n)
     SET(heap->live_count, heap->live_count - 1u);
     bf_idx left = nd[n].prev;
     if (left != 0 && (nd[left].flags & BF_NODE_FREE)) {
-        /* Merge into the free block before: it keeps its start. */
-        tree_remove(heap, left);
-        SET(heap->free_count, heap->free_count - 1u);
-        SET(nd[left].size, nd[left].size + nd[n].size);
-        drop_block(heap, n);
-        n = left;
+        n = absorb(heap, left, n, left); /* into the free block before: it keeps its start */
     }
     bf_idx right = nd[n].next;
     if (right != 0 && (nd[right].flags & BF_NODE_FREE)) {
-        tree_remove(heap, right);
-        SET(heap->free_count, heap->free_count - 1u);
-        SET(nd[n].size, nd[n].size + nd[right].size);
-        drop_block(heap, right);
+        absorb(heap, n, right, right);
     }
     tree_insert(heap, n);
     SET(heap->free_count, heap->free_count + 1u);
